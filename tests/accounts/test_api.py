@@ -47,7 +47,7 @@ def test_token_stored_hashed(factory):
 
 def test_full_invitation_flow_over_api(api, factory, django_capture_on_commit_callbacks):
     admin_user, member_user = factory.user(), factory.user()
-    admin_account = factory.account(admin=admin_user, aws_account_id="111111111111")
+    factory.account(admin=admin_user, aws_account_id="111111111111")
     factory.account(admin=member_user, aws_account_id="222222222222", email="m@example.com")
     admin_api = _bearer(APIClient(), admin_user)
     member_api = _bearer(APIClient(), member_user)
