@@ -79,13 +79,13 @@ class DetectorCreateInput(serializers.Serializer):
     account_id = serializers.CharField(max_length=12)
     region = serializers.CharField(max_length=32)
     enable = serializers.BooleanField(default=True)
-    finding_publishing_frequency = serializers.ChoiceField(choices=Detector.PublishingFrequency.values, required=False)
+    finding_publishing_frequency = serializers.ChoiceField(choices=Detector.PublishingFrequency.choices, required=False)
     data_sources = DataSourcesInput(required=False)
     tags = serializers.DictField(child=serializers.CharField(max_length=256), required=False)
 
 
 class DetectorUpdateInput(serializers.Serializer):
-    finding_publishing_frequency = serializers.ChoiceField(choices=Detector.PublishingFrequency.values, required=False)
+    finding_publishing_frequency = serializers.ChoiceField(choices=Detector.PublishingFrequency.choices, required=False)
     data_sources = DataSourcesInput(required=False)
     tags = serializers.DictField(child=serializers.CharField(max_length=256), required=False)
 

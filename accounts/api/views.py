@@ -68,7 +68,8 @@ MEMBER_OPERATIONS = {
 
 
 class MemberOperationApi(APIView):
-    @extend_schema(request=s.AccountIdsInput, responses=s.UnprocessedOutput(many=True))
+    @extend_schema(request=s.AccountIdsInput, responses=s.UnprocessedOutput(many=True),
+                   operation_id="accounts_members_operation")
     def post(self, request: Request, aws_account_id: str, operation: str) -> Response:
         account = access.access_account_by_aws_id(request.user, aws_account_id)
         service = MEMBER_OPERATIONS.get(operation)
