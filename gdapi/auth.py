@@ -64,6 +64,9 @@ def authenticate(request: HttpRequest, *, canonical_path: str, body: bytes) -> t
     key: AccessKey | None = None
     try:
         auth = sigv4.parse_authorization(header)
+        # Looked up first so that a refusal for any reason is audited against the key's account.
+        key = (AccessKey.objects.select_related("user", "account")
+               .filter(access_key_id=auth.access_key_id).first())
         if auth.terminator != "aws4_request":
             raise SignatureError("InvalidSignatureException", "Credential should be scoped with a valid terminator: "
                                  "'aws4_request', not '" + auth.terminator + "'.")
@@ -73,8 +76,6 @@ def authenticate(request: HttpRequest, *, canonical_path: str, body: bytes) -> t
         if auth.region not in scope_regions():
             raise SignatureError("InvalidSignatureException",
                                  f"Credential should be scoped to a valid region, not '{auth.region}'.")
-        key = (AccessKey.objects.select_related("user", "account")
-               .filter(access_key_id=auth.access_key_id).first())
         if key is None or key.revoked_at is not None or not key.user.is_active:
             raise SignatureError("UnrecognizedClientException", INVALID_TOKEN)
         amz_date = headers.get("x-amz-date", "")

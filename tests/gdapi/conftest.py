@@ -36,7 +36,7 @@ def make_client(endpoint: str) -> Callable[..., object]:
             "guardduty", endpoint_url=endpoint, region_name=region,
             aws_access_key_id=key_id or principal.key.access_key_id,
             aws_secret_access_key=secret or principal.secret,
-            config=Config(retries={"max_attempts": 1}, parameter_validation=True), **kwargs,
+            **{"config": Config(retries={"max_attempts": 1}), **kwargs},
         )
     return make
 
