@@ -14,9 +14,14 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_python(code: str, **env: str) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
-    full_env.update(env)
+def clean_env(**env: str) -> dict[str, str]:
+    """The environment of a fresh process: no test-only variables, no service URLs unless given."""
+    dropped = {"DATABASE_URL", "CELERY_BROKER_URL", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    return {**{k: v for k, v in os.environ.items() if k not in dropped}, **env}
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    full_env = clean_env(**env)
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=full_env, capture_output=True, text=True,
                           timeout=120)
 
@@ -25,8 +30,8 @@ def test_check_deploy_clean_with_production_like_settings(tmp_path):
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "DEBUG": "0", "HTTPS": "1", "SECRET_KEY": secrets.token_urlsafe(64),
-             "ALLOWED_HOSTS": "vigil.example.com", "VIGIL_VAR_DIR": str(tmp_path)},
+        env=clean_env(DEBUG="0", HTTPS="1", SECRET_KEY=secrets.token_urlsafe(64), ALLOWED_HOSTS="vigil.example.com",
+                      VIGIL_VAR_DIR=str(tmp_path)),
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -35,8 +40,8 @@ def test_check_deploy_clean_with_production_like_settings(tmp_path):
 def test_secret_key_generated_once_into_var(tmp_path):
     code = "from django.conf import settings; import django; django.setup(); print(settings.SECRET_KEY)"
     env = {"DJANGO_SETTINGS_MODULE": "console.settings", "VIGIL_VAR_DIR": str(tmp_path), "SECRET_KEY": ""}
-    first = _run_python(code, **env)
-    second = _run_python(code, **env)
+    first = run_python(code, **env)
+    second = run_python(code, **env)
     assert first.returncode == 0, first.stderr
     key = (tmp_path / "secret_key").read_text().strip()
     assert first.stdout.strip() == second.stdout.strip() == key and len(key) >= 50
@@ -46,14 +51,14 @@ def test_secret_key_generated_once_into_var(tmp_path):
 def test_defaults_need_no_server(tmp_path):
     code = ("import django; django.setup(); from django.conf import settings as s; "
             "print(s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL, s.DEBUG)")
-    result = _run_python(code, DJANGO_SETTINGS_MODULE="console.settings", VIGIL_VAR_DIR=str(tmp_path))
+    result = run_python(code, DJANGO_SETTINGS_MODULE="console.settings", VIGIL_VAR_DIR=str(tmp_path))
     assert result.stdout.split() == ["django.db.backends.sqlite3", "filesystem://", "False"], result.stderr
 
 
 def test_database_and_broker_urls_from_environment(tmp_path):
     code = ("import django; django.setup(); from django.conf import settings as s; "
             "d = s.DATABASES['default']; print(d['ENGINE'], d['NAME'], d['HOST'], s.CELERY_BROKER_URL)")
-    result = _run_python(code, DJANGO_SETTINGS_MODULE="console.settings", VIGIL_VAR_DIR=str(tmp_path),
+    result = run_python(code, DJANGO_SETTINGS_MODULE="console.settings", VIGIL_VAR_DIR=str(tmp_path),
                          DATABASE_URL="postgres://u:p@db.example:5432/vigil", CELERY_BROKER_URL="redis://r:6379/2")
     assert result.stdout.split() == ["django.db.backends.postgresql", "vigil", "db.example", "redis://r:6379/2"]
 
