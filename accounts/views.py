@@ -362,6 +362,18 @@ def account_settings(request: HttpRequest) -> HttpResponse:
                 audit_record(account=account, actor=request.user, action="api_token.revoked",
                              target=request.POST.get("token_id", ""))
                 messages.success(request, "Token revoked.")
+            elif request.POST.get("op") == "access_key_create":
+                from gdapi.services import access_key_create
+
+                key, secret = access_key_create(actor=request.user, account=account,
+                                                description=request.POST.get("description", ""))
+                messages.success(request, f"New GuardDuty API access key {key.access_key_id}; secret (shown once, "
+                                          f"copy it now): {secret}")
+            elif request.POST.get("op") == "access_key_revoke":
+                from gdapi.services import access_key_revoke
+
+                access_key_revoke(actor=request.user, access_key_id=request.POST.get("access_key_id", ""))
+                messages.success(request, "Access key revoked.")
             else:
                 raise ServiceError("Unknown operation.")
         except ServiceError as exc:
@@ -377,10 +389,17 @@ def account_settings(request: HttpRequest) -> HttpResponse:
         "user_form": user_form,
         "people": account.memberships.select_related("user").order_by("user__username"),
         "tokens": ApiToken.objects.filter(user=request.user).order_by("-created_at"),
+        "access_keys": _access_keys(request),
         "audit_events": selectors.audit_list(actor=request.user, account=account)[:100],
         "administrator": access.administrator_of(account),
     }
     return render(request, "accounts/account_settings.html", context, status=status)
+
+
+def _access_keys(request: HttpRequest) -> list[Any]:
+    from gdapi.selectors import access_key_list
+
+    return list(access_key_list(actor=request.user))
 
 
 def detector_status_label(detector: Detector) -> str:

@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "findings",
     "intel",
     "ingest",
+    "gdapi",
 ]
 
 MIDDLEWARE = [
@@ -221,5 +222,7 @@ VIGIL_REGIONS = env_list(
     ],
 )
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL")
+# GuardDuty-compatible API (/gd/): allowed clock skew of a SigV4-signed request, as AWS (5 minutes).
+VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS = env_int("VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS", 300)
 
 os.environ.setdefault("POLARS_MAX_THREADS", "1")

@@ -15,4 +15,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    # GuardDuty's own REST-JSON API for boto3 / the AWS CLI: endpoint_url = <site>/gd
+    path("gd/", include("gdapi.urls")),
 ]

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GdapiConfig(AppConfig):
+    name = "gdapi"
+    verbose_name = "GuardDuty-compatible API"
