@@ -59,7 +59,7 @@ def classify_key(key: str) -> ObjectInfo:
 def sniff_kind(head: bytes) -> str | None:
     """Log type from the first uncompressed bytes (for files outside AWS's layouts)."""
     text = head.lstrip()
-    if text.startswith(b"[") or text.startswith(b'{"Records"') or b'"eventName"' in text[:4096] or b'"eventVersion"' in text[:4096]:
+    if text.startswith((b"[", b'{"Records"')) or b'"eventName"' in text[:4096] or b'"eventVersion"' in text[:4096]:
         return CLOUDTRAIL
     if b'"query_name"' in text[:4096]:
         return DNS
