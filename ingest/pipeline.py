@@ -23,6 +23,7 @@ from ingest.parsers.cloudtrail import iter_cloudtrail
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
 from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, rules_for
+from ingest.state import MemoryStateStore
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Pipeline:
     def __init__(self, *, matcher: Any, inventory: Inventory | None = None, state: Any = None) -> None:
         self.matcher = matcher
         self.inventory = inventory or Inventory()
-        self.state = state
+        self.state = state if state is not None else MemoryStateStore()
 
     def process(self, kind: str, stream: IO[bytes], *, aws_account_id: str, region: str) -> ObjectResult:
         result = ObjectResult(kind)

@@ -22,8 +22,8 @@ How to add a rule (no edits anywhere else):
    (types whose severity varies). Thresholds are `Setting`s with documented defaults, overridable
    per deployment by `settings.VIGIL_RULE_SETTINGS = {"<rule name>": {"<setting>": value}}` and
    read with `ctx.setting("<setting>")`.
-4. State across objects and workers (windows, histories) goes through `ctx.state` (`get(keys)` /
-   `put(key, value)`), stored in the database in the same transaction as the findings, so any worker
+4. State across objects and workers (windows, histories) goes through `ctx.state_get(keys)` /
+   `ctx.state_put(key, value)` (JSON values), stored in the database in the same transaction as the findings, so any worker
    can take any object and a retried object sees the state as it was.
 5. Cases: `Case(name, expect, records, ...)` with raw log records in the source's own format; the
    suite (tests/ingest/test_rule_cases.py) runs every case through the real parser, enrichment and
@@ -131,6 +131,14 @@ class RuleContext:
         self.inventory = inventory
         self.state = state
         self.rule = rule
+
+    def state_get(self, keys: Iterable[str]) -> dict[str, Any]:
+        assert self.rule is not None and self.state is not None
+        return self.state.get(self.rule.name, keys)
+
+    def state_put(self, key: str, value: Any) -> None:
+        assert self.rule is not None and self.state is not None
+        self.state.put(self.rule.name, key, value)
 
     def setting(self, name: str) -> Any:
         assert self.rule is not None
