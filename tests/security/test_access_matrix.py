@@ -57,6 +57,17 @@ def admin_id(w: World) -> dict:
     return {"aws_account_id": w.admin_account.aws_account_id}
 
 
+def intel_set_id(w: World) -> str:
+    """A threat list of the administrator account (members see it read only)."""
+    from intel.models import IntelSet
+
+    intel_set, _ = IntelSet.objects.get_or_create(
+        account=w.admin_account, region="us-east-1", kind=IntelSet.Kind.THREAT, slot=1,
+        defaults={"name": "Matrix list", "format": "TXT"},
+    )
+    return intel_set.set_id
+
+
 ACCESS: dict[str, Rule] = {
     "home": Rule(skip="redirect to the first page"),
     "healthz": Rule(public=True),
@@ -89,6 +100,18 @@ ACCESS: dict[str, Rule] = {
     "api-detector-resume": Rule(post_only=True, api=True, kwargs=lambda w: {"detector_id": w.admin_detector}),
     "api-schema": Rule(get=SIGNED_IN, api=True),
     "api-docs": Rule(get=SIGNED_IN, api=True),
+    "intel:list": Rule(get=SIGNED_IN),
+    "intel:create": Rule(post_only=True),
+    "intel:check": Rule(get=SIGNED_IN),
+    "intel:detail": Rule(get=ADMIN_SIDE | {"member_admin"}, kwargs=lambda w: {"set_id": intel_set_id(w)}),
+    "intel:action": Rule(post_only=True, kwargs=lambda w: {"set_id": intel_set_id(w)}),
+    "intel:replace": Rule(post_only=True, kwargs=lambda w: {"set_id": intel_set_id(w)}),
+    "api-intel-sets": Rule(get=ADMIN_SIDE, api=True,
+                           kwargs=lambda w: {"detector_id": w.admin_detector, "collection": "threat-intel-sets"}),
+    "api-intel-set": Rule(get=ADMIN_SIDE, api=True,
+                          kwargs=lambda w: {"detector_id": w.admin_detector, "collection": "threat-intel-sets",
+                                            "set_id": intel_set_id(w)}),
+    "api-intel-check": Rule(skip="needs ?value=; tenancy and roles covered in tests/intel/test_api.py"),
     "gdapi:dispatch": Rule(skip="SigV4-signed GuardDuty protocol: tests/gdapi and test_gdapi_matrix"),
 }
 
