@@ -137,6 +137,7 @@ def _distinct(values: Iterable) -> list:
         return list(dict.fromkeys(v for v in vals if isinstance(v, str)))
 
 
+_LEADING = np.array([0, 0, 10, 100], np.uint16)  # by token length; 1 digit may be "0"
 _CHUNK = 16384  # small enough that every temporary array stays in cache (measured ~2x faster than one pass)
 
 
@@ -188,8 +189,11 @@ def _u32_chunk(strs: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray]:
         and np.count_nonzero(digit >= 10) == 4 * n
     ):
         length = np.diff(sep_at, prepend=-1) - 1
+        if length.min() < 1 or length.max() > 3:
+            return _u32_chunk_checked(strs, buf, is_nl, sep_at, digit)
         value = _token_values(digit, sep_at, length)
-        if ((length - 1).astype(np.uint64) < 3).all() and value.max() <= 255 and not _leading_zero(digit, sep_at, length).any():
+        # A leading zero ("01") shows as a value below 10 ** (length - 1).
+        if value.max() <= 255 and not (value < _LEADING[length]).any():
             # Four octets side by side are a big-endian uint32.
             return None, value.astype(np.uint8).view(">u4").astype(np.uint32)
     return _u32_chunk_checked(strs, buf, is_nl, sep_at, digit)
