@@ -242,8 +242,6 @@ def intel_set_activate(*, intel_set_id: int) -> IntelSet | None:
         limit = max_entries(intel_set.kind)
         if parsed.entries > limit:
             raise ServiceError(f"The list has {parsed.entries:,} entries; the limit is {limit:,}.")
-        if intel_set.is_trusted and parsed.entries and parsed.counts["domain"] == parsed.entries:
-            raise ServiceError("A trusted IP list must contain IP addresses or CIDR blocks.")
         blob = compile_parsed(parsed).to_bytes()
     except (ListFormatError, ServiceError) as exc:
         message = str(exc) if isinstance(exc, ListFormatError) else exc.message

@@ -266,3 +266,13 @@ def test_matcher_cache_reuses_and_shares(org, factory, django_capture_on_commit_
                                   activate=True)
     second = services.matcher_for(account_id=admin_account.id, region="us-east-1")
     assert second.version != first.version and set(second.lookup_ips(["198.51.100.1", "198.51.100.2"])) == {"198.51.100.2"}
+
+
+def test_trusted_domains_suppress_threat_domains(org, django_capture_on_commit_callbacks):
+    admin_account, admin_user, *_ = org
+    with django_capture_on_commit_callbacks(execute=True):
+        create(admin_user, admin_account, content=b"example.com\n")
+        create(admin_user, admin_account, name="Ours", kind=TRUSTED, content=b"cdn.example.com\n")
+    m = services.matcher_for(account_id=admin_account.id, region="us-east-1")
+    assert set(m.lookup_domains(["a.example.com", "x.cdn.example.com"])) == {"a.example.com"}
+    assert m.trusted_domains(["x.cdn.example.com", "a.example.com"]) == {"x.cdn.example.com"}
