@@ -66,7 +66,7 @@ def access_account_by_id(user: UserLike, account_id: int) -> Account:
 def access_account_by_aws_id(user: UserLike, aws_account_id: str) -> Account:
     account = accounts_visible_to(user=user).filter(aws_account_id=aws_account_id).first()
     if account is None:
-        raise NotFoundError(f"No account {aws_account_id} is visible to you.")
+        raise NotFoundError("No such account.")
     return account
 
 

@@ -1,0 +1,183 @@
+"""The access matrix: every URL in the URL conf, requested as every role, answers exactly as
+specified, never with a 500 and never with another tenant's data.
+
+The URL conf is walked, so a new page or endpoint without an entry in ACCESS fails the suite until
+someone decides who may use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.test import APIClient
+
+from accounts.models import Role
+
+ROLES = ("admin", "analyst", "viewer", "member_admin", "stranger", "anonymous")
+ADMIN_SIDE = frozenset({"admin", "analyst", "viewer"})
+SIGNED_IN = frozenset(ROLES) - {"anonymous"}
+ADMIN_MARKER, MEMBER_MARKER, STRANGER_MARKER = "ZQX-ADMINSIDE", "ZQX-MEMBERSIDE", "ZQX-STRANGER"
+
+
+@dataclass
+class World:
+    users: dict
+    admin_account: object
+    member_account: object
+    stranger_account: object
+
+    @property
+    def admin_detector(self) -> str:
+        return self.admin_account.detectors.get().detector_id
+
+    @property
+    def member_detector(self) -> str:
+        return self.member_account.detectors.get().detector_id
+
+
+@dataclass
+class Rule:
+    """Who may GET a URL (200); everyone else is refused. POST is checked for refusal only."""
+
+    get: frozenset = frozenset()
+    kwargs: Callable[[World], dict] = lambda w: {}
+    api: bool = False
+    post_only: bool = False
+    public: bool = False
+    skip: str = ""
+    # Roles that get 200 but must not see the other tenants' markers (lists filtered by tenancy).
+    extra: dict = field(default_factory=dict)
+
+
+def admin_id(w: World) -> dict:
+    return {"aws_account_id": w.admin_account.aws_account_id}
+
+
+ACCESS: dict[str, Rule] = {
+    "home": Rule(skip="redirect to the first page"),
+    "healthz": Rule(public=True),
+    "login": Rule(public=True),
+    "logout": Rule(skip="POST-only sign-out"),
+    "accounts:list": Rule(get=SIGNED_IN),
+    "accounts:create": Rule(get=SIGNED_IN),
+    "accounts:member_add": Rule(post_only=True),
+    "accounts:member_action": Rule(post_only=True),
+    "accounts:invitations": Rule(get=SIGNED_IN),
+    "accounts:invitation_respond": Rule(post_only=True),
+    "accounts:detectors": Rule(get=SIGNED_IN),
+    "accounts:detector": Rule(get=ADMIN_SIDE, kwargs=lambda w: {"detector_id": w.admin_detector}),
+    "accounts:settings": Rule(get=SIGNED_IN),
+    "accounts:switch": Rule(post_only=True),
+    "api-accounts": Rule(get=SIGNED_IN, api=True),
+    "api-account": Rule(get=ADMIN_SIDE, api=True, kwargs=admin_id),
+    "api-members": Rule(get=ADMIN_SIDE, api=True, kwargs=admin_id),
+    "api-member-operation": Rule(post_only=True, api=True,
+                                 kwargs=lambda w: {**admin_id(w), "operation": "invite"}),
+    "api-invitations": Rule(get=ADMIN_SIDE, api=True, kwargs=admin_id),
+    "api-invitation-accept": Rule(post_only=True, api=True, kwargs=admin_id),
+    "api-invitation-decline": Rule(post_only=True, api=True, kwargs=admin_id),
+    "api-invitation-delete": Rule(post_only=True, api=True, kwargs=admin_id),
+    "api-administrator": Rule(get=ADMIN_SIDE, api=True, kwargs=admin_id),
+    "api-audit": Rule(get=frozenset({"admin"}), api=True, kwargs=admin_id),
+    "api-detectors": Rule(get=SIGNED_IN, api=True),
+    "api-detector": Rule(get=ADMIN_SIDE, api=True, kwargs=lambda w: {"detector_id": w.admin_detector}),
+    "api-detector-suspend": Rule(post_only=True, api=True, kwargs=lambda w: {"detector_id": w.admin_detector}),
+    "api-detector-resume": Rule(post_only=True, api=True, kwargs=lambda w: {"detector_id": w.admin_detector}),
+    "api-schema": Rule(get=SIGNED_IN, api=True),
+    "api-docs": Rule(get=SIGNED_IN, api=True),
+    "gdapi:dispatch": Rule(skip="SigV4-signed GuardDuty protocol: tests/gdapi and test_gdapi_matrix"),
+}
+
+
+def _walk(patterns, prefix: str = "", namespace: str | None = None):
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            ns = ":".join(filter(None, [namespace, pattern.namespace])) or None
+            yield from _walk(pattern.url_patterns, prefix + str(pattern.pattern), ns)
+        elif isinstance(pattern, URLPattern):
+            if prefix.startswith(("admin/", "^static")):
+                continue
+            yield (f"{namespace}:{pattern.name}" if namespace else pattern.name), prefix + str(pattern.pattern)
+
+
+URL_NAMES = sorted({name for name, _ in _walk(get_resolver().url_patterns)})
+
+
+def test_every_url_has_an_access_rule():
+    missing = [name for name in URL_NAMES if name not in ACCESS]
+    assert not missing, f"URLs without an access rule in tests/security/test_access_matrix.py: {missing}"
+    unnamed = [pattern for name, pattern in _walk(get_resolver().url_patterns) if not name]
+    assert not unnamed, f"URL patterns without a name: {unnamed}"
+
+
+@pytest.fixture
+def world(factory) -> World:
+    users = {role: factory.user(f"matrix-{role}") for role in ROLES if role != "anonymous"}
+    admin_account = factory.account(aws_account_id="111111111111", name=f"Admin {ADMIN_MARKER}", admin=users["admin"])
+    factory.grant(users["analyst"], admin_account, Role.ANALYST)
+    factory.grant(users["viewer"], admin_account, Role.VIEWER)
+    member_account = factory.account(aws_account_id="222222222222", name=f"Member {MEMBER_MARKER}",
+                                     admin=users["member_admin"])
+    factory.associate(admin_account, member_account)
+    stranger_account = factory.account(aws_account_id="999999999999", name=f"Stranger {STRANGER_MARKER}",
+                                       admin=users["stranger"])
+    return World(users, admin_account, member_account, stranger_account)
+
+
+def _client(world: World, role: str, api: bool):
+    client = APIClient() if api else Client()
+    if role != "anonymous":
+        client.force_login(world.users[role])
+    return client
+
+
+def _forbidden_markers(role: str) -> list[str]:
+    if role == "stranger":
+        return [ADMIN_MARKER, MEMBER_MARKER, "111111111111", "222222222222"]
+    if role == "member_admin":
+        # A member sees who its administrator is (GuardDuty's GetAdministratorAccount), nothing more.
+        return [STRANGER_MARKER, "999999999999"]
+    if role in ADMIN_SIDE:
+        return [STRANGER_MARKER, "999999999999"]
+    return [ADMIN_MARKER, MEMBER_MARKER, STRANGER_MARKER]
+
+
+CASES = [(name, role) for name in URL_NAMES for role in ROLES
+         if name in ACCESS and not ACCESS[name].skip]
+
+
+@pytest.mark.parametrize(("name", "role"), CASES)
+def test_access(world, name, role):
+    rule = ACCESS[name]
+    url = reverse(name, kwargs=rule.kwargs(world))
+    client = _client(world, role, rule.api)
+    response = client.get(url)
+    body = response.content.decode(errors="replace")
+    assert response.status_code < 500, f"{name} as {role}: {response.status_code}"
+    if rule.public:
+        assert response.status_code in (200, 302)
+        return
+    if rule.post_only:
+        assert response.status_code in (302, 401, 403, 404, 405), f"{name} GET as {role}: {response.status_code}"
+        post = client.post(url, {}, format="json") if rule.api else client.post(url, {})
+        assert post.status_code < 500, f"{name} POST as {role}: {post.status_code}"
+        if role in ("anonymous", "stranger"):
+            assert post.status_code in (302, 400, 401, 403, 404, 405), f"{name} POST as {role}: {post.status_code}"
+        for marker in _forbidden_markers(role):
+            assert marker not in post.content.decode(errors="replace"), f"{name} POST as {role} leaked {marker}"
+        return
+    if role in rule.get:
+        assert response.status_code == 200, f"{name} as {role}: {response.status_code}"
+    elif role == "anonymous":
+        if rule.api:
+            assert response.status_code in (401, 403)
+        else:
+            assert response.status_code == 302 and "/login/" in response["Location"]
+    else:
+        assert response.status_code in (403, 404), f"{name} as {role}: {response.status_code}"
+    for marker in _forbidden_markers(role):
+        assert marker not in body, f"{name} as {role} leaked {marker}"
