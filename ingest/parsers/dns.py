@@ -62,7 +62,7 @@ def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_B
                 queries = _decode_lines(batch)
             except msgspec.DecodeError:
                 queries = _one_by_one(batch, stats)
-            queries = [q for q in queries if q.query_name and q.query_timestamp or stats.bad(msgspec.json.encode(q))]
+            queries = [q for q in queries if (q.query_name and q.query_timestamp) or stats.bad(msgspec.json.encode(q))]
             stats.records += len(queries)
             if queries:
                 yield _frame(queries)
