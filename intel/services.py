@@ -198,7 +198,7 @@ def intel_set_update(
 @transaction.atomic
 def intel_set_delete(*, actor: Any, set_id: str) -> None:
     intel_set = _get_for_manage(actor, set_id, lock=True)
-    if intel_set.status in (IntelSet.Status.ACTIVATING, IntelSet.Status.DELETE_PENDING):
+    if intel_set.is_busy:
         raise ConflictError(f"The list is {intel_set.status}; wait until that finishes.")
     intel_set.status = IntelSet.Status.DELETED
     intel_set.slot = None  # gives the quota slot back

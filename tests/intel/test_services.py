@@ -276,3 +276,17 @@ def test_trusted_domains_suppress_threat_domains(org, django_capture_on_commit_c
     m = services.matcher_for(account_id=admin_account.id, region="us-east-1")
     assert set(m.lookup_domains(["a.example.com", "x.cdn.example.com"])) == {"a.example.com"}
     assert m.trusted_domains(["x.cdn.example.com", "a.example.com"]) == {"x.cdn.example.com"}
+
+
+def test_a_lost_activation_does_not_block_forever(org):
+    admin_account, admin_user, *_ = org
+    s = create(admin_user, admin_account)  # the on-commit task never runs: ACTIVATING
+    with pytest.raises(ConflictError):
+        services.intel_set_delete(actor=admin_user, set_id=s.set_id)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    IntelSet.objects.filter(id=s.id).update(updated_at=timezone.now() - timedelta(minutes=16))
+    services.intel_set_delete(actor=admin_user, set_id=s.set_id)
+    assert IntelSet.objects.get(id=s.id).status == "DELETED"
