@@ -53,3 +53,24 @@ def process_object_task(self, source_id: int, bucket: str, key: str, etag: str) 
             # Bounded: the ledger counts attempts and marks the object failed after MAX_ATTEMPTS.
             if not self.request.is_eager:
                 raise self.retry(exc=exc, countdown=30) from exc
+
+
+@shared_task(name="ingest.inventory_refresh_all", ignore_result=True, expires=600)
+def inventory_refresh_all_task() -> int:
+    """Beat: refresh every enabled detector's EC2 inventory (instances, ENIs, addresses)."""
+    from accounts.models import Detector
+
+    ids = list(Detector.objects.filter(status="ENABLED").exclude(account__role_arn="").values_list("id", flat=True))
+    for detector_id in ids:
+        inventory_refresh_task.delay(detector_id)
+    return len(ids)
+
+
+@shared_task(name="ingest.inventory_refresh", ignore_result=True, acks_late=True, autoretry_for=TRANSIENT,
+             retry_backoff=True, retry_jitter=True, max_retries=3)
+def inventory_refresh_task(detector_id: int) -> int:
+    from accounts.models import Detector
+    from ingest.services import inventory_refresh
+
+    detector = Detector.objects.select_related("account").filter(pk=detector_id).first()
+    return inventory_refresh(detector=detector) if detector else 0
