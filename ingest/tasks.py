@@ -10,20 +10,27 @@ from ingest.services import MAX_ATTEMPTS, RetryableObjectError
 TRANSIENT = (BotoCoreError, ClientError, ConnectionError)
 
 
-@shared_task(name="ingest.discover_all", ignore_result=True, expires=240)
-def discover_all_task() -> int:
+def _same_queue(task) -> dict:
+    """Fan-out stays on the queue its parent came from (a dedicated ingest queue, or a test's own)."""
+    info = task.request.delivery_info or {}
+    queue = info.get("routing_key")
+    return {"queue": queue} if queue and not task.request.is_eager else {}
+
+
+@shared_task(name="ingest.discover_all", bind=True, ignore_result=True, expires=240)
+def discover_all_task(self) -> int:
     """Beat: one discovery task per log source of every enabled detector."""
     from ingest.models import LogSource
 
     ids = list(LogSource.objects.filter(detector__status="ENABLED").values_list("id", flat=True))
     for source_id in ids:
-        discover_source_task.delay(source_id)
+        discover_source_task.apply_async(args=[source_id], **_same_queue(self))
     return len(ids)
 
 
-@shared_task(name="ingest.discover_source", ignore_result=True, acks_late=True, autoretry_for=TRANSIENT,
+@shared_task(name="ingest.discover_source", bind=True, ignore_result=True, acks_late=True, autoretry_for=TRANSIENT,
              retry_backoff=True, retry_jitter=True, max_retries=5)
-def discover_source_task(source_id: int) -> int:
+def discover_source_task(self, source_id: int) -> int:
     from ingest.models import LogSource
     from ingest.services import source_discover
 
@@ -32,7 +39,7 @@ def discover_source_task(source_id: int) -> int:
         return 0
     refs = source_discover(source=source)
     for ref in refs:
-        process_object_task.delay(source_id, ref.bucket, ref.key, ref.etag)
+        process_object_task.apply_async(args=[source_id, ref.bucket, ref.key, ref.etag], **_same_queue(self))
     return len(refs)
 
 
