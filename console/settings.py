@@ -176,6 +176,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_INGEST_DISCOVER_SECONDS", 60)),
         "options": {"expires": 240},
     },
+    # GuardDuty-compatible publishing destinations: export new and updated findings to S3.
+    "gdapi-publishing-export": {
+        "task": "gdapi.publishing_export_all",
+        "schedule": 300.0,
+        "options": {"expires": 600},
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
