@@ -182,6 +182,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_INVENTORY_REFRESH_SECONDS", 900)),
         "options": {"expires": 600},
     },
+    # GuardDuty-compatible publishing destinations: export new and updated findings to S3.
+    "gdapi-publishing-export": {
+        "task": "gdapi.publishing_export_all",
+        "schedule": 300.0,
+        "options": {"expires": 600},
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

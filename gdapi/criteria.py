@@ -17,7 +17,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from gdapi.protocol import bad_request
+from console.errors import ServiceError
 
 MAX_ATTRIBUTES = 50
 MAX_VALUES = 50
@@ -92,7 +92,7 @@ def _convert(field: Field, value: Any, attribute: str) -> Any:
                 raise ValueError(text)
             return text == "true"
     except (TypeError, ValueError, OverflowError, OSError) as exc:
-        raise bad_request(f"The request is rejected because the value {value!r} is not valid for {attribute}.") from exc
+        raise ServiceError(f"The request is rejected because the value {value!r} is not valid for {attribute}.") from exc
     return str(value)
 
 
@@ -107,9 +107,9 @@ def _condition_q(attribute: str, field: Field, condition: dict[str, Any], *, all
         lookup, is_list = _OPERATORS[operator]
         if lookup in ("matches", "notmatches"):
             if not allow_matches:
-                raise bad_request(f"The request is rejected because {operator} is only allowed in filters.")
+                raise ServiceError(f"The request is rejected because {operator} is only allowed in filters.")
             if len(raw) > 5 or sum(v.count("*") + v.count("?") for v in raw) > 5:
-                raise bad_request("The request is rejected because Matches/NotMatches allow at most 5 values and "
+                raise ServiceError("The request is rejected because Matches/NotMatches allow at most 5 values and "
                                   "5 wildcard characters.")
             any_match = Q()
             for value in raw:
@@ -118,7 +118,7 @@ def _condition_q(attribute: str, field: Field, condition: dict[str, Any], *, all
             continue
         values: Iterable[Any] = raw if is_list else [raw]
         if is_list and len(raw) > MAX_VALUES:
-            raise bad_request(f"The request is rejected because {attribute} has more than {MAX_VALUES} values.")
+            raise ServiceError(f"The request is rejected because {attribute} has more than {MAX_VALUES} values.")
         if lookup in ("exact", "not"):
             path = field.equals_path or field.path
             kind_field = Field(path, "int") if field.equals_path else field
@@ -134,12 +134,12 @@ def criteria_q(criteria: dict[str, Any] | None, *, allow_matches: bool = False) 
     """FindingCriteria (member names, as parsed from the model) -> Q over findings."""
     criterion = (criteria or {}).get("Criterion") or {}
     if len(criterion) > MAX_ATTRIBUTES:
-        raise bad_request(f"The request is rejected because FindingCriteria has more than {MAX_ATTRIBUTES} attributes.")
+        raise ServiceError(f"The request is rejected because FindingCriteria has more than {MAX_ATTRIBUTES} attributes.")
     q = Q()
     for attribute, condition in criterion.items():
         field = FIELDS.get(attribute)
         if field is None:
-            raise bad_request(f"The request is rejected because the attribute {attribute} is not supported by Vigil's "
+            raise ServiceError(f"The request is rejected because the attribute {attribute} is not supported by Vigil's "
                               f"finding criteria. Supported: {', '.join(sorted(FIELDS))}.")
         q &= _condition_q(attribute, field, condition, allow_matches=allow_matches)
     return q
@@ -153,7 +153,7 @@ def sort_order(sort: dict[str, Any] | None, *, default: str = "-updated_at") -> 
     else:
         attribute = sort["AttributeName"]
         if attribute not in SORT_FIELDS:
-            raise bad_request(f"The request is rejected because findings cannot be sorted by {attribute}. "
+            raise ServiceError(f"The request is rejected because findings cannot be sorted by {attribute}. "
                               f"Supported: {', '.join(sorted(SORT_FIELDS))}.")
         column = ("-" if sort.get("OrderBy", "ASC") == "DESC" else "") + SORT_FIELDS[attribute]
     # Always ascending: an index on (account, column DESC) keeps equal keys in rowid order.
@@ -192,7 +192,7 @@ def keyset_page(queryset: Any, order: list[str], *, size: int, token: str | None
             if state.get("o") != order:
                 raise ValueError("order changed")
         except Exception as exc:  # any undecryptable or malformed token is the client's error
-            raise bad_request("The request is rejected because the nextToken is not valid.") from exc
+            raise ServiceError("The request is rejected because the nextToken is not valid.") from exc
         op = "lt" if descending else "gt"
         queryset = queryset.filter(Q(**{f"{field}__{op}": value}) | Q(**{field: value, "id__gt": last_id}))
     rows = list(queryset.order_by(column, tie)[:size + 1])
@@ -204,3 +204,35 @@ def keyset_page(queryset: Any, order: list[str], *, size: int, token: str | None
         value = getattr(value, part)
     state = {"v": _token_value(value), "id": rows[-1].id, "o": order}
     return rows, _cipher().encrypt(json.dumps(state).encode()).decode()
+
+
+def _compare(lookup: str, actual: Any, expected: Any) -> bool:
+    if actual is None:
+        return False
+    return {"gt": actual > expected, "gte": actual >= expected, "lt": actual < expected,
+            "lte": actual <= expected}[lookup]
+
+
+def criteria_match(criteria: dict[str, Any] | None, values: dict[str, Any]) -> bool:
+    """The same FindingCriteria evaluated in memory against one finding's column values (keyed by
+    the ORM paths of FIELDS): used on drafts before they are stored, where no query can run."""
+    for attribute, condition in ((criteria or {}).get("Criterion") or {}).items():
+        field = FIELDS.get(attribute)
+        if field is None:
+            return False
+        for operator, raw in condition.items():
+            lookup, is_list = _OPERATORS[operator]
+            if lookup in ("matches", "notmatches"):
+                text = str(values.get(field.path) or "")
+                hit = any(re.fullmatch(_wildcard_regex(str(v)), text, re.S) for v in raw)
+                if hit != (lookup == "matches"):
+                    return False
+            elif lookup in ("exact", "not"):
+                path = field.equals_path or field.path
+                kind_field = Field(path, "int") if field.equals_path else field
+                hit = values.get(path) in {_convert(kind_field, v, attribute) for v in raw}
+                if hit != (lookup == "exact"):
+                    return False
+            elif not _compare(lookup, values.get(field.path), _convert(field, raw, attribute)):
+                return False
+    return True
