@@ -1,0 +1,222 @@
+"""Baseline state: exponentially decayed presence counts per feature value, small and JSON-friendly.
+
+A profile counts *active hours*, not events: `n` is the decayed number of hours in which the
+subject was active and `counts[f][v]` the decayed number of those hours in which value `v` of
+feature `f` appeared. A daily habit is then as usual as an hourly one, and a chatty job cannot
+drown a principal's rarer habits. Every count halves after `half_life` seconds, so old habits fade.
+
+Rarity of a value is its smoothed negative log presence probability (additive smoothing):
+
+    p(v) = (c_v + α) / (n + α·(K + 1))        rarity(v) = -ln p(v)
+
+with K the number of distinct values seen for the feature (one extra slot for "unseen"): an
+unseen value of a feature with many values is less surprising than one of a feature with one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+STATE_VERSION = 1
+
+# Most values kept per feature (the least frequent are dropped first); keeps a profile a few KB.
+CAPS = {"api": 400, "service": 100, "network": 150, "asn": 80, "ua": 60, "ua_family": 40, "region": 40,
+        "error": 40, "hour": 24, "category": 12, "port": 200, "protocol": 10, "peer": 200}
+DEFAULT_CAP = 100
+# Counts below this are dropped: after decay they no longer change any rarity meaningfully.
+MIN_COUNT = 0.02
+
+
+def decay_factor(elapsed_seconds: float, half_life_seconds: float) -> float:
+    """The multiplier that `elapsed_seconds` of decay applies to a count (1 when nothing elapsed)."""
+    if elapsed_seconds <= 0:
+        return 1.0
+    return 0.5 ** (elapsed_seconds / half_life_seconds)
+
+
+def rarity(count: float, total: float, distinct: int, alpha: float = 1.0) -> float:
+    """-ln of the smoothed presence probability of a value seen in `count` of `total` hours."""
+    return -math.log((count + alpha) / (total + alpha * (distinct + 1)))
+
+
+@dataclass
+class RunningStats:
+    """Exponentially weighted mean and variance (West's weighted incremental algorithm)."""
+
+    weight: float = 0.0
+    mean: float = 0.0
+    m2: float = 0.0
+
+    def decay(self, factor: float) -> None:
+        self.weight *= factor
+        self.m2 *= factor
+
+    def add(self, value: float, weight: float = 1.0) -> None:
+        self.weight += weight
+        delta = value - self.mean
+        self.mean += delta * weight / self.weight
+        self.m2 += weight * delta * (value - self.mean)
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(self.m2 / self.weight) if self.weight > 0 else 0.0
+
+    def to_json(self) -> list[float]:
+        return [round(self.weight, 6), round(self.mean, 6), round(self.m2, 6)]
+
+    @classmethod
+    def from_json(cls, data: list[float] | None) -> RunningStats:
+        return cls(*data) if data else cls()
+
+
+@dataclass
+class Profile:
+    """What is usual for one subject: an account, a principal or an instance."""
+
+    first_seen: int = 0  # epoch seconds of the first activity ever seen
+    last_update: int = 0  # epoch seconds the counts are decayed to
+    hours: float = 0.0  # decayed active hours (n)
+    events: float = 0.0  # decayed events, for display
+    counts: dict[str, dict[str, float]] = field(default_factory=dict)
+    score_stats: RunningStats = field(default_factory=RunningStats)  # hourly anomaly scores (calibration)
+    volume_stats: dict[str, RunningStats] = field(default_factory=dict)  # e.g. log bytes per peer-hour
+    info: dict[str, Any] = field(default_factory=dict)  # display: principal type, arn, user name…
+    dirty: bool = False
+
+    # -- learning ----------------------------------------------------------------------------
+
+    def advance(self, when: int, half_life: float) -> float:
+        """Decay everything to `when`. Returns the weight an observation at `when` carries: 1, or
+        less when it is older than what the profile has already learned (out-of-order batches)."""
+        if not self.first_seen:
+            self.first_seen = self.last_update = when
+            return 1.0
+        self.first_seen = min(self.first_seen, when)
+        if when <= self.last_update:
+            return decay_factor(self.last_update - when, half_life)
+        factor = decay_factor(when - self.last_update, half_life)
+        self.hours *= factor
+        self.events *= factor
+        for values in self.counts.values():
+            for value in values:
+                values[value] *= factor
+        self.score_stats.decay(factor)
+        for stats in self.volume_stats.values():
+            stats.decay(factor)
+        self.last_update = when
+        return 1.0
+
+    def learn_hour(self, when: int, observed: dict[str, dict[str, int]], half_life: float, *,
+                   events: int = 0) -> None:
+        """Record one active hour: every value in `observed` (feature -> value -> events) was present."""
+        weight = self.advance(when, half_life)
+        self.hours += weight
+        self.events += weight * events
+        for feature, values in observed.items():
+            counts = self.counts.setdefault(feature, {})
+            for value in values:
+                counts[value] = counts.get(value, 0.0) + weight
+        self.dirty = True
+
+    def prune(self) -> None:
+        for feature, values in self.counts.items():
+            small = [v for v, c in values.items() if c < MIN_COUNT]
+            for v in small:
+                del values[v]
+            cap = CAPS.get(feature, DEFAULT_CAP)
+            if len(values) > cap:
+                keep = sorted(values.items(), key=lambda item: item[1], reverse=True)[:cap]
+                self.counts[feature] = dict(keep)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def count(self, feature: str, value: str) -> float:
+        return self.counts.get(feature, {}).get(value, 0.0)
+
+    def probability(self, feature: str, value: str, alpha: float) -> float:
+        values = self.counts.get(feature, {})
+        return (values.get(value, 0.0) + alpha) / (self.hours + alpha * (len(values) + 1))
+
+    def rarity(self, feature: str, value: str, alpha: float) -> float:
+        values = self.counts.get(feature, {})
+        return rarity(values.get(value, 0.0), self.hours, len(values), alpha)
+
+    def is_learning(self, when: int, learning_seconds: float) -> bool:
+        return not self.first_seen or when - self.first_seen < learning_seconds
+
+    def top(self, feature: str, limit: int = 10) -> list[tuple[str, float]]:
+        values = self.counts.get(feature, {})
+        return sorted(values.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": STATE_VERSION,
+            "first": self.first_seen,
+            "last": self.last_update,
+            "n": round(self.hours, 6),
+            "events": round(self.events, 3),
+            "c": {f: {v: round(c, 5) for v, c in values.items()} for f, values in self.counts.items()},
+            "s": self.score_stats.to_json(),
+            "vol": {k: s.to_json() for k, s in self.volume_stats.items()},
+            "info": self.info,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> Profile:
+        if not data or data.get("v") != STATE_VERSION:
+            return cls()
+        return cls(
+            first_seen=int(data.get("first", 0)),
+            last_update=int(data.get("last", 0)),
+            hours=float(data.get("n", 0.0)),
+            events=float(data.get("events", 0.0)),
+            counts={f: dict(values) for f, values in data.get("c", {}).items()},
+            score_stats=RunningStats.from_json(data.get("s")),
+            volume_stats={k: RunningStats.from_json(v) for k, v in data.get("vol", {}).items()},
+            info=dict(data.get("info", {})),
+        )
+
+
+def frequency_tag(count: float, hours: float) -> str:
+    """GuardDuty's words for how usual a profiled value is."""
+    share = count / hours if hours else 0.0
+    if share >= 0.2:
+        return "frequent"
+    if share >= 0.02:
+        return "infrequent"
+    return "rare"
+
+
+# Subject kinds a profile belongs to.
+ACCOUNT, PRINCIPAL, INSTANCE = "account", "principal", "instance"
+
+
+class Baselines:
+    """All profiles a batch touches, keyed (aws_account_id, kind, key). Missing ones start empty.
+
+    Pure and in memory: the offline analyzer keeps one for a whole run, the pipeline loads the
+    rows a batch needs from the database (ingest.anomaly.services) and saves the dirty ones back.
+    """
+
+    def __init__(self, profiles: dict[tuple[str, str, str], Profile] | None = None) -> None:
+        self.profiles: dict[tuple[str, str, str], Profile] = profiles or {}
+
+    def get(self, account_id: str, kind: str, key: str) -> Profile:
+        ident = (account_id, kind, key)
+        profile = self.profiles.get(ident)
+        if profile is None:
+            profile = self.profiles[ident] = Profile()
+        return profile
+
+    def peek(self, account_id: str, kind: str, key: str) -> Profile | None:
+        return self.profiles.get((account_id, kind, key))
+
+    def dirty(self) -> dict[tuple[str, str, str], Profile]:
+        return {ident: p for ident, p in self.profiles.items() if p.dirty}
+
+    def __len__(self) -> int:
+        return len(self.profiles)
