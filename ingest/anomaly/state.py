@@ -7,9 +7,9 @@ drown a principal's rarer habits. Every count halves after `half_life` seconds, 
 
 Rarity of a value is its smoothed negative log presence probability (additive smoothing):
 
-    p(v) = (c_v + α) / (n + α·(K + 1))        rarity(v) = -ln p(v)
+    p(v) = (c_v + a) / (n + a·(K + 1))        rarity(v) = -ln p(v)
 
-with K the number of distinct values seen for the feature (one extra slot for "unseen"): an
+with a the smoothing constant (alpha) and K the number of distinct values seen for the feature (one extra slot for "unseen"): an
 unseen value of a feature with many values is less surprising than one of a feature with one.
 """
 

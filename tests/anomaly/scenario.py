@@ -78,14 +78,10 @@ def habits() -> list[Habit]:
     role = f"arn:aws:iam::{ACCOUNT}:role"
     return [
         Habit("alice", "IAMUser", f"arn:aws:iam::{ACCOUNT}:user/alice", "AIDAALICE0000000001", "AKIAALICE00000000001",
-              [("us-east-1", 0.9), ("eu-west-1", 0.1)], _reads("ec2.amazonaws.com", "s3.amazonaws.com", "logs.amazonaws.com")
-              + [("s3.amazonaws.com", "PutObject"), ("ec2.amazonaws.com", "StartInstances")],
+              [("us-east-1", 0.9), ("eu-west-1", 0.1)], [*_reads("ec2.amazonaws.com", "s3.amazonaws.com", "logs.amazonaws.com"), ("s3.amazonaws.com", "PutObject"), ("ec2.amazonaws.com", "StartInstances")],
               [(OFFICE, 0.8), (HOME_A, 0.2)], [CONSOLE, CLI_213], range(8, 18), (5, 40)),
         Habit("bob", "IAMUser", f"arn:aws:iam::{ACCOUNT}:user/bob", "AIDABOB000000000002", "AKIABOB0000000000002",
-              [("us-east-1", 0.7), ("us-west-2", 0.3)], _reads("ec2.amazonaws.com", "lambda.amazonaws.com",
-                                                              "cloudwatch.amazonaws.com")
-              + [("ec2.amazonaws.com", "RunInstances"), ("ec2.amazonaws.com", "TerminateInstances"),
-                 ("lambda.amazonaws.com", "UpdateFunctionCode20150331v2")],
+              [("us-east-1", 0.7), ("us-west-2", 0.3)], [*_reads("ec2.amazonaws.com", "lambda.amazonaws.com", "cloudwatch.amazonaws.com"), ("ec2.amazonaws.com", "RunInstances"), ("ec2.amazonaws.com", "TerminateInstances"), ("lambda.amazonaws.com", "UpdateFunctionCode20150331v2")],
               [(OFFICE, 0.6), (HOME_A, 0.4)], [CLI_213], range(9, 19), (10, 60)),
         Habit("carol", "IAMUser", f"arn:aws:iam::{ACCOUNT}:user/carol", "AIDACAROL0000000003", "AKIACAROL00000000003",
               [("us-east-1", 1.0)], [("iam.amazonaws.com", n) for n in
@@ -95,21 +91,18 @@ def habits() -> list[Habit]:
               [(OFFICE, 0.7), (HOME_B, 0.3)], [CONSOLE], range(7, 16), (3, 20)),
         Habit("ci", "AssumedRole", f"arn:aws:sts::{ACCOUNT}:assumed-role/ci-deploy/gh-run", "AROACI0000000000004:gh-run",
               "ASIACI00000000000004", [("us-east-1", 0.8), ("us-west-2", 0.2)],
-              _reads("ec2.amazonaws.com", "lambda.amazonaws.com", "s3.amazonaws.com")
-              + [("lambda.amazonaws.com", "UpdateFunctionCode20150331v2"), ("s3.amazonaws.com", "PutObject"),
-                 ("ec2.amazonaws.com", "CreateTags"), ("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress")],
-              [(CI, 1.0)], [TERRAFORM], range(0, 24), (20, 80), weekend=True, issuer=f"{role}/ci-deploy",
+              [*_reads("ec2.amazonaws.com", "lambda.amazonaws.com", "s3.amazonaws.com"), ("lambda.amazonaws.com", "UpdateFunctionCode20150331v2"), ("s3.amazonaws.com", "PutObject"), ("ec2.amazonaws.com", "CreateTags"), ("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress")],
+              [(CI, 1.0)], [TERRAFORM], range(24), (20, 80), weekend=True, issuer=f"{role}/ci-deploy",
               rare_read_chance=0.05),
         Habit("app", "AssumedRole", f"arn:aws:sts::{ACCOUNT}:assumed-role/app-server/i-0a1b2c3d4e5f60718",
               "AROAAPP000000000005:i-0a1b2c3d4e5f60718", "ASIAAPP0000000000005", [("us-east-1", 1.0)],
               [("s3.amazonaws.com", "GetObject"), ("s3.amazonaws.com", "PutObject"), ("sqs.amazonaws.com", "ReceiveMessage"),
                ("sqs.amazonaws.com", "DeleteMessage"), ("kms.amazonaws.com", "Decrypt")],
-              [(INSTANCE_IP, 1.0)], [BOTO_APP], range(0, 24), (30, 120), weekend=True, issuer=f"{role}/app-server",
+              [(INSTANCE_IP, 1.0)], [BOTO_APP], range(24), (30, 120), weekend=True, issuer=f"{role}/app-server",
               rare_read_chance=0.0),
         # Joins in the test week: everything is new, but it is still inside its learning period.
         Habit("dave", "IAMUser", f"arn:aws:iam::{ACCOUNT}:user/dave", "AIDADAVE00000000006", "AKIADAVE000000000006",
-              [("us-east-1", 0.5), ("eu-central-1", 0.5)], _reads("ec2.amazonaws.com", "s3.amazonaws.com")
-              + [("iam.amazonaws.com", "ListUsers"), ("ec2.amazonaws.com", "RunInstances")],
+              [("us-east-1", 0.5), ("eu-central-1", 0.5)], [*_reads("ec2.amazonaws.com", "s3.amazonaws.com"), ("iam.amazonaws.com", "ListUsers"), ("ec2.amazonaws.com", "RunInstances")],
               [(ATTACK_NET_3, 1.0)], ["Boto3/1.34.2 md/Botocore#1.34.2 ua/2.0 lang/python#3.12.1"], range(10, 20),
               (10, 50), start_day=HISTORY_DAYS + 1),
     ]
