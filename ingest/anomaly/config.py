@@ -18,12 +18,12 @@ class AnomalyConfig:
     # Additive smoothing of presence probabilities.
     alpha: float = 1.0
     # Principal rarity backs off to the account's: p = λ·p_principal + (1-λ)·p_account.
-    backoff: float = 0.8
+    backoff: float = 0.6
     # A value is "unusual" when its rarity (nats) reaches this (≈ present in under 5 % of hours).
     novelty: float = 3.0
     # An hour is anomalous when its score exceeds max(floor, mean + sigmas·std) of the principal's
     # own scores on the hours it has already lived through (calibration on its benign baseline).
-    threshold_floor: float = 8.0
+    threshold_floor: float = 9.0
     threshold_sigmas: float = 4.0
     # Hours of scores needed before the calibrated threshold replaces the floor alone.
     calibration_hours: float = 24.0
@@ -50,6 +50,6 @@ def config_from_settings() -> AnomalyConfig:
         half_life_days=float(getattr(settings, "VIGIL_ANOMALY_HALF_LIFE_DAYS", 14)),
         learning_days=float(getattr(settings, "VIGIL_ANOMALY_LEARNING_DAYS", 7)),
         learning_mode=str(getattr(settings, "VIGIL_ANOMALY_LEARNING_MODE", "suppress")),
-        threshold_floor=float(getattr(settings, "VIGIL_ANOMALY_THRESHOLD", 8.0)),
+        threshold_floor=float(getattr(settings, "VIGIL_ANOMALY_THRESHOLD", 9.0)),
         asn_lookup=bool(getattr(settings, "VIGIL_ANOMALY_ASN_LOOKUP", True)),
     )

@@ -151,6 +151,8 @@ def _choose_type(rows: pl.DataFrame, hour: HourScore, account: Profile,
 def _build_finding(*, account_id: str, pkey: str, hour_ts: int, rows: pl.DataFrame, hour: HourScore,
                    principal: Profile, account: Profile, config: AnomalyConfig, learning: bool) -> AnomalyFinding:
     ftype, severity, chosen, reason = _choose_type(rows, hour, account, config)
+    if chosen.is_empty():  # the unusual values came in an earlier batch of the same hour
+        chosen = rows
     if learning:
         severity = LOW
     chosen = chosen.sort("event_time")
@@ -236,30 +238,42 @@ def detect_anomalies(frame: pl.DataFrame, baselines: Baselines, *,
     for hour_ts in sorted(by_hour):
         account_hour: dict[str, dict[str, dict[str, int]]] = {}
         account_events: dict[str, int] = {}
+        account_current: dict[str, bool] = {}
+        for account_id in sorted({a for a, _ in by_hour[hour_ts]}):
+            account_current[account_id] = baselines.get(account_id, ACCOUNT, account_id).begin_hour(hour_ts, half_life)
         for account_id, pkey in sorted(by_hour[hour_ts]):
-            obs = observed[(account_id, pkey, hour_ts)]
+            batch = observed[(account_id, pkey, hour_ts)]
+            events = sum(batch.get("api", {}).values())
             principal = baselines.get(account_id, PRINCIPAL, pkey)
             account = baselines.get(account_id, ACCOUNT, account_id)
-            principal.advance(hour_ts, half_life)
-            account.advance(hour_ts, half_life)
+            current = principal.begin_hour(hour_ts, half_life)
+            # The whole hour so far (earlier batches of it included), scored against completed hours.
+            obs = principal.add_pending(batch, events) if current else batch
             learning = (principal.is_learning(hour_ts, config.learning_seconds)
                         or account.is_learning(hour_ts, config.learning_seconds))
             hour = score_hour(principal, account, obs, config)
-            if hour.anomalous and (not learning or config.learning_mode == "low"):
+            already = current and principal.pending_flagged
+            if hour.anomalous and not already and (not learning or config.learning_mode == "low"):
                 rows = enriched.filter((pl.col("account_id") == account_id) & (pl.col("pkey") == pkey)
                                        & (pl.col("hour_ts") == hour_ts))
                 findings.append(_build_finding(account_id=account_id, pkey=pkey, hour_ts=hour_ts, rows=rows,
                                                hour=hour, principal=principal, account=account, config=config,
                                                learning=learning))
-            elif not learning and not hour.anomalous:
-                principal.score_stats.add(hour.score)  # calibrate on benign hours only
-            events = sum(obs.get("api", {}).values())
-            principal.learn_hour(hour_ts, obs, half_life, events=events)
-            _merge(account_hour.setdefault(account_id, {}), obs)
+            if current:
+                principal.pending_score = None if learning else hour.score
+                principal.pending_flagged = principal.pending_flagged or hour.anomalous
+            else:  # a late object: learn it straight into the counts
+                principal.learn_hour(hour_ts, batch, half_life, events=events)
+                if not learning and not hour.anomalous:
+                    principal.score_stats.add(hour.score)  # calibrate on benign hours only
+            _merge(account_hour.setdefault(account_id, {}), batch)
             account_events[account_id] = account_events.get(account_id, 0) + events
         for account_id, obs in account_hour.items():
-            baselines.get(account_id, ACCOUNT, account_id).learn_hour(hour_ts, obs, half_life,
-                                                                      events=account_events[account_id])
+            account = baselines.get(account_id, ACCOUNT, account_id)
+            if account_current[account_id]:
+                account.add_pending(obs, account_events[account_id])
+            else:
+                account.learn_hour(hour_ts, obs, half_life, events=account_events[account_id])
     for account_id, pkey, ptype, arn, user, key in info.iter_rows():
         profile = baselines.get(account_id, PRINCIPAL, pkey)
         profile.info.update({"type": principal_kind(ptype, pkey), "arn": arn or "", "userName": user or "",

@@ -5,7 +5,7 @@ off to the account's (Jelinek-Mercer interpolation):
 
     p(v) = λ·p_principal(v) + (1-λ)·p_account(v)        r(v) = -ln p(v)
 
-(λ = 0.8 for networks, regions, user agents and hours; 0.97 for APIs, services and categories.)
+(λ = 0.6 for networks, regions, user agents and hours; 0.97 for APIs, services and categories.)
 
 Values with r ≥ novelty are *unusual*. Treating features as independent, the hour's score is the
 weighted sum of the unusual log-rarities: per feature the rarest value, except APIs where the
@@ -26,7 +26,9 @@ from ingest.anomaly.state import Profile
 # Weight of each feature's log-rarity in the hour score. User agents count half twice (family,
 # then family/major) so that a new major version of a known tool weighs half a new tool.
 WEIGHTS = {"api": 0.5, "category": 1.0, "region": 1.0, "network": 1.0, "asn": 1.0, "ua_family": 0.5,
-           "ua": 0.5, "hour": 0.5, "error": 1.0, "service": 0.5}
+           "ua": 0.5, "hour": 0.5, "error": 1.0}
+# Not scored: `service` (a new service always comes with a new API: counting both would count one
+# surprise twice). It is still profiled and shown.
 ACCOUNT_WEIGHTS = {"region": 0.75, "asn": 0.5}
 # What a principal calls is its own habit: its API rarity leans on the account far less than its
 # networks, regions or tools do (a colleague's daily IAM work must not make IAM writes usual for all).

@@ -83,6 +83,14 @@ class Profile:
     score_stats: RunningStats = field(default_factory=RunningStats)  # hourly anomaly scores (calibration)
     volume_stats: dict[str, RunningStats] = field(default_factory=dict)  # e.g. log bytes per peer-hour
     info: dict[str, Any] = field(default_factory=dict)  # display: principal type, arn, user name…
+    # The hour being observed: a log object covers minutes, so one hour arrives in many batches.
+    # Its values collect here and are scored together against the completed hours; they join the
+    # counts when a later hour begins, so splitting an hour across batches changes nothing.
+    pending_hour: int = 0
+    pending: dict[str, dict[str, int]] = field(default_factory=dict)
+    pending_events: int = 0
+    pending_score: float | None = None  # last score of the pending hour, calibrates when folded
+    pending_flagged: bool = False  # a finding was raised for the pending hour
     dirty: bool = False
 
     # -- learning ----------------------------------------------------------------------------
@@ -107,6 +115,42 @@ class Profile:
             stats.decay(factor)
         self.last_update = when
         return 1.0
+
+    def begin_hour(self, hour: int, half_life: float) -> bool:
+        """Make `hour` the pending hour (folding the previous one in). False when `hour` is older
+        than the pending hour (a late object): the caller then learns it directly."""
+        self.dirty = True
+        if not self.pending_hour:
+            self.pending_hour = hour
+            self.first_seen = min(self.first_seen, hour) if self.first_seen else hour
+            return True
+        if hour == self.pending_hour:
+            return True
+        if hour < self.pending_hour:
+            self.first_seen = min(self.first_seen, hour) if self.first_seen else hour
+            return False
+        self.fold(half_life)
+        self.pending_hour = hour
+        return True
+
+    def fold(self, half_life: float) -> None:
+        """Add the pending hour to the counts (and its score to the calibration statistics)."""
+        if not self.pending_hour:
+            return
+        self.learn_hour(self.pending_hour, self.pending, half_life, events=self.pending_events)
+        if self.pending_score is not None and not self.pending_flagged:
+            self.score_stats.add(self.pending_score)
+        self.pending, self.pending_events, self.pending_score, self.pending_flagged = {}, 0, None, False
+
+    def add_pending(self, observed: dict[str, dict[str, int]], events: int) -> dict[str, dict[str, int]]:
+        """Merge a batch's observation of the pending hour; returns the whole hour so far."""
+        for feature, values in observed.items():
+            target = self.pending.setdefault(feature, {})
+            for value, n in values.items():
+                target[value] = target.get(value, 0) + n
+        self.pending_events += events
+        self.dirty = True
+        return self.pending
 
     def learn_hour(self, when: int, observed: dict[str, dict[str, int]], half_life: float, *,
                    events: int = 0) -> None:
@@ -163,6 +207,11 @@ class Profile:
             "s": self.score_stats.to_json(),
             "vol": {k: s.to_json() for k, s in self.volume_stats.items()},
             "info": self.info,
+            "ph": self.pending_hour,
+            "p": self.pending,
+            "pe": self.pending_events,
+            "ps": self.pending_score,
+            "pf": self.pending_flagged,
         }
 
     @classmethod
@@ -178,6 +227,11 @@ class Profile:
             score_stats=RunningStats.from_json(data.get("s")),
             volume_stats={k: RunningStats.from_json(v) for k, v in data.get("vol", {}).items()},
             info=dict(data.get("info", {})),
+            pending_hour=int(data.get("ph", 0)),
+            pending={f: dict(values) for f, values in data.get("p", {}).items()},
+            pending_events=int(data.get("pe", 0)),
+            pending_score=data.get("ps"),
+            pending_flagged=bool(data.get("pf", False)),
         )
 
 
