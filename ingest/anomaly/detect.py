@@ -58,7 +58,7 @@ def _ts(epoch: int) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def _profiled(profile: Profile, features: tuple[str, ...], limit: int = 10) -> dict[str, Any]:
+def profiled_summary(profile: Profile, features: tuple[str, ...], limit: int = 10) -> dict[str, Any]:
     out: dict[str, Any] = {"activeHours": round(profile.hours, 2)}
     if profile.first_seen:
         out["firstSeen"] = _ts(profile.first_seen).isoformat().replace("+00:00", "Z")
@@ -183,8 +183,8 @@ def _build_finding(*, account_id: str, pkey: str, hour_ts: int, rows: pl.DataFra
         "unusual": unusual,
         "unusualBehavior": _sentences(hour.unusual),
         "profiledBehavior": {
-            "principal": _profiled(principal, ("api", "region", "network", "asn", "ua", "hour", "category")),
-            "account": _profiled(account, ("region", "asn", "api", "ua"), limit=10),
+            "principal": profiled_summary(principal, ("api", "region", "network", "asn", "ua", "hour", "category")),
+            "account": profiled_summary(account, ("region", "asn", "api", "ua"), limit=10),
         },
     }
     remote_ip = first.get("source_ip") or ""

@@ -159,6 +159,13 @@ class Profile:
         self.hours += weight
         self.events += weight * events
         for feature, values in observed.items():
+            if feature.startswith("!"):  # bookkeeping of the pending hour, not a habit
+                continue
+            if feature.startswith("_"):  # a volume (e.g. bytes per peer): learn its log-scale spread
+                stats = self.volume_stats.setdefault(feature, RunningStats())
+                for amount in values.values():
+                    stats.add(math.log1p(amount), weight)
+                continue
             counts = self.counts.setdefault(feature, {})
             for value in values:
                 counts[value] = counts.get(value, 0.0) + weight
