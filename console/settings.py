@@ -169,7 +169,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = 600
 CELERY_TASK_TIME_LIMIT = 900
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict = {}
+CELERY_BEAT_SCHEDULE: dict = {
+    # Discovery of new log objects for every enabled detector's sources (listing or SQS).
+    "ingest-discover": {
+        "task": "ingest.discover_all",
+        "schedule": float(env_int("VIGIL_INGEST_DISCOVER_SECONDS", 60)),
+        "options": {"expires": 240},
+    },
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
 REST_FRAMEWORK = {
