@@ -46,7 +46,7 @@ class AnomalyFinding:
     threshold: float
     resource: dict[str, Any] = field(default_factory=dict)
     service: dict[str, Any] = field(default_factory=dict)
-    evidence_events: list[str] = field(default_factory=list)
+    evidence_events: list[dict[str, Any]] = field(default_factory=list)
     learning: bool = False
 
     @property
@@ -201,7 +201,12 @@ def _build_finding(*, account_id: str, pkey: str, hour_ts: int, rows: pl.DataFra
     service = {"action": action, "additionalInfo": additional, "resourceRole": "TARGET",
                "featureName": "CloudTrail", "detection": {"anomaly": {"profiles": additional["profiledBehavior"],
                                                                       "unusual": unusual}}}
-    evidence = [e for e in chosen["event_id"].to_list() if e][:EVIDENCE_MAX]
+    evidence = chosen.select(
+        pl.col("event_time").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("eventTime"), pl.col("event_id").alias("eventID"),
+        pl.col("event_name").alias("eventName"), pl.col("event_source").alias("eventSource"),
+        pl.col("region").alias("awsRegion"), pl.col("source_ip").alias("sourceIPAddress"),
+        pl.col("user_agent").alias("userAgent"), pl.col("error_code").alias("errorCode"),
+    ).head(EVIDENCE_MAX).to_dicts()
     return AnomalyFinding(
         finding_type=ftype, severity=severity, account_id=account_id, region=first["region"], title=title,
         description=description, dedup_key=f"anomaly|{account_id}|{pkey}", first_seen=times.min(),
@@ -219,11 +224,13 @@ def _merge(into: dict[str, dict[str, int]], observed: dict[str, dict[str, int]])
 
 def detect_anomalies(frame: pl.DataFrame, baselines: Baselines, *,
                      config: AnomalyConfig | None = None) -> list[AnomalyFinding]:
-    """Score every principal-hour in `frame` (oldest first), then learn it. Returns the findings."""
+    """Score every principal-hour in `frame` (oldest first), then learn it. Returns the findings.
+
+    `frame` is a CloudTrail frame (features.py documents the columns) or one already `enrich`ed."""
     config = config or AnomalyConfig()
     if frame.height == 0:
         return []
-    enriched = enrich(frame, asn_lookup=config.asn_lookup)
+    enriched = frame if "pkey" in frame.columns else enrich(frame, asn_lookup=config.asn_lookup)
     if enriched.height == 0:
         return []
     observed = observations(enriched)

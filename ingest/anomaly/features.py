@@ -42,10 +42,13 @@ REQUIRED = ("event_time", "account_id", "region", "event_source", "event_name")
 OPTIONAL = ("principal_type", "principal_arn", "principal_id", "user_name", "access_key_id", "session_issuer_arn",
             "error_code", "source_ip", "user_agent", "event_id", "request_parameters")
 
-# Names the ingest pipeline (or raw CloudTrail flattening) may use for our columns.
+# Names the ingest pipeline (ingest.parsers.cloudtrail.SCHEMA: ui_* for userIdentity) or a raw
+# CloudTrail flattening use for our columns.
 ALIASES = {
+    "ui_type": "principal_type", "ui_arn": "principal_arn", "ui_principal_id": "principal_id",
+    "ui_user_name": "user_name", "ui_access_key_id": "access_key_id", "ui_issuer_arn": "session_issuer_arn",
     "eventTime": "event_time", "time": "event_time",
-    "recipientAccountId": "account_id", "recipient_account_id": "account_id",
+    "recipientAccountId": "account_id",
     "awsRegion": "region", "aws_region": "region",
     "eventSource": "event_source", "eventName": "event_name",
     "user_type": "principal_type", "identity_type": "principal_type", "userIdentity.type": "principal_type",
@@ -66,6 +69,14 @@ def cloudtrail_frame_adapt(frame: pl.DataFrame) -> pl.DataFrame:
     renames = {old: new for old, new in ALIASES.items() if old in frame.columns and new not in frame.columns}
     if renames:
         frame = frame.rename(renames)
+    if "account_id" not in frame.columns:
+        # The account the call was made in: recipientAccountId, else the caller's own account.
+        sources = [c for c in ("recipient_account_id", "ui_account_id") if c in frame.columns]
+        if sources:
+            frame = frame.with_columns(pl.coalesce(sources).alias("account_id"))
+    if "event_type" in frame.columns:
+        # AWS's own service events are not anybody's behaviour.
+        frame = frame.filter(pl.col("event_type").fill_null("") != "AwsServiceEvent")
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"CloudTrail frame lacks required columns {missing}")
@@ -145,7 +156,7 @@ ASN = AsnLookup()
 _UA_KNOWN = re.compile(r"(Terraform|aws-cli|Boto3|botocore|aws-sdk-[a-z0-9]+|Mozilla|console\.amazonaws\.com|"
                        r"S3Console|AWSPowerShell|aws-internal|Pulumi|CloudFormation|HashiCorp)"
                        r"(?:/v?(\d+))?", re.I)
-_UA_TOKEN = re.compile(r"^\[?([A-Za-z][A-Za-z0-9._-]*?)(?:[_-][0-9a-f-]{8,})?(?:/v?(\d+))?(?:[\s/;,\[\]()]|$)")
+_UA_TOKEN = re.compile(r"^\[?([A-Za-z][A-Za-z0-9._-]*?)(?:[_-][0-9a-f-]{8,})?(?:/v?(\d+))?(?:[\s/;,.#\[\]()]|$)")
 
 
 @lru_cache(maxsize=50_000)

@@ -214,10 +214,10 @@ def _volume_findings(account_id: str, subject: str, hour_ts: int, obs: dict[str,
 
 
 def detect_flow_anomalies(frame: pl.DataFrame, baselines: Baselines, *, config: AnomalyConfig | None = None,
-                          inventory: Any = None, region: str = "") -> list[AnomalyFinding]:
+                          inventory: Any = None, region: str = "", prepared: bool = False) -> list[AnomalyFinding]:
     """Score each instance-hour of a flow frame against the instance's baseline, then learn it."""
     config = config or AnomalyConfig()
-    egress = prepare(frame, inventory)
+    egress = frame if prepared else prepare(frame, inventory)
     if egress.is_empty():
         return []
     observed = _observations(egress)

@@ -58,10 +58,10 @@ def test_running_stats_mean_and_std():
 
 
 def _profile_with(hours: int, region: str = "us-east-1") -> Profile:
+    """`hours` active hours, all in `region`, without decay (hand-checkable numbers)."""
     profile = Profile()
     for h in range(hours):
-        profile.learn_hour(T0 + 3600 * h, {"region": {region: 1}}, HL)
-    profile.advance(T0 + 3600 * hours, HL)
+        profile.learn_hour(T0 + 3600 * h, {"region": {region: 1}}, 1e18)
     return profile
 
 
@@ -158,10 +158,11 @@ def test_an_hour_split_across_batches_learns_as_one_hour():
 
 def test_principal_still_learning_raises_nothing_and_low_mode_lowers_severity():
     start = datetime(2026, 1, 5, 9, tzinfo=UTC)
-    # the account is old (colleague bob for 10 days); alice appears today from a far network
+    # the account is old (bob for 10 days); alice joined 5 days ago and has habits, but is learning
     history = [_event(start - timedelta(days=d, hours=h), user="bob") for d in range(1, 11) for h in range(8)]
+    history += [_event(start - timedelta(days=d, hours=h), user="alice") for d in range(1, 6) for h in range(8)]
     burst = [_event(start + timedelta(minutes=i), name, ip="5.188.10.13", region="ap-south-1",
-                    source="iam.amazonaws.com") for i, name in
+                    source="iam.amazonaws.com", user="alice") for i, name in
              enumerate(["ListUsers", "ListRoles", "CreateUser", "CreateAccessKey", "AttachUserPolicy", "ListPolicies"])]
     for mode, expected in (("suppress", 0), ("low", 1)):
         baselines = Baselines()
@@ -171,6 +172,15 @@ def test_principal_still_learning_raises_nothing_and_low_mode_lowers_severity():
         assert len(findings) == expected
         if findings:
             assert findings[0].severity == 2.0 and findings[0].learning
+            assert findings[0].finding_type == "Persistence:IAMUser/AnomalousBehavior"
+    # the same burst two days later, past alice's learning period, raises it at its own severity
+    later = [{**e, "event_time": e["event_time"] + timedelta(days=2)} for e in burst]
+    baselines = Baselines()
+    config = AnomalyConfig(asn_lookup=False)
+    detect_anomalies(_frame(sorted(history, key=lambda e: e["event_time"])), baselines, config=config)
+    findings = detect_anomalies(_frame(later), baselines, config=config)
+    assert [(f.finding_type, f.severity, f.learning) for f in findings] == [
+        ("Persistence:IAMUser/AnomalousBehavior", 5.0, False)]
 
 
 def test_categories_from_traildiscover_and_verbs():
