@@ -29,10 +29,11 @@ class AnomalyConfig:
     calibration_hours: float = 24.0
     # Look up the ASN of source addresses (geoip2fast's bundled GeoLite2-derived data).
     asn_lookup: bool = True
-    # Flow logs: an hour's outbound bytes to one peer must exceed this and the instance's usual
-    # volume by `volume_sigmas` (log scale) to be TrafficVolumeUnusual.
+    # Flow logs: an hour's egress bytes to one host must exceed this floor and `volume_ratio` times
+    # the most the instance usually sends to any host in an hour (decayed maximum) to be
+    # TrafficVolumeUnusual.
     traffic_min_bytes: int = 50_000_000
-    volume_sigmas: float = 4.0
+    volume_ratio: float = 10.0
 
     @property
     def half_life(self) -> float:

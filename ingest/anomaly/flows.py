@@ -13,8 +13,8 @@ per remote host and hour.
 Findings (GuardDuty's): `Behavior:EC2/NetworkPortUnusual` for a remote port the instance has no
 history with (rarity of the port among its active hours ≥ novelty, never seen), High for LDAP
 ports 389/1389 ("Possible log4j callback"); `Behavior:EC2/TrafficVolumeUnusual` when an hour's
-egress to one host exceeds both a floor and the instance's usual per-host hourly volume by
-`volume_sigmas` standard deviations on a log scale.
+egress to one host exceeds both a floor and `volume_ratio` times the most the instance usually
+sends to a host in an hour (a decayed maximum, so a one-off big transfer fades).
 """
 
 from __future__ import annotations
@@ -172,13 +172,14 @@ def _port_findings(account_id: str, subject: str, hour_ts: int, obs: dict[str, d
 def _volume_findings(account_id: str, subject: str, hour_ts: int, obs: dict[str, dict[str, int]], profile: Profile,
                      rows: pl.DataFrame, config: AnomalyConfig, learning: bool, inventory: Any) -> list[AnomalyFinding]:
     stats = profile.volume_stats.get(VOLUME)
+    usual_max = profile.volume_max.get(VOLUME, 0.0)
     if stats is None or stats.weight < config.calibration_hours:
         return []
-    limit = stats.mean + config.volume_sigmas * max(stats.std, 0.5)
+    limit = max(config.traffic_min_bytes, config.volume_ratio * usual_max)
     findings = []
     flagged = obs.setdefault(FLAGGED, {})
     for peer, total in obs.get(VOLUME, {}).items():
-        if f"volume:{peer}" in flagged or total < config.traffic_min_bytes or math.log1p(total) <= limit:
+        if f"volume:{peer}" in flagged or total < limit:
             continue
         flagged[f"volume:{peer}"] = 1
         peer_rows = rows.filter(pl.col("dstaddr") == peer).sort("bytes", descending=True)
@@ -190,10 +191,11 @@ def _volume_findings(account_id: str, subject: str, hour_ts: int, obs: dict[str,
             "value": "", "type": "default", "outBytes": total,
             "unusual": {"bytesOut": total, "remoteIp": peer},
             "profiledBehavior": {"instance": {
-                "usualBytesOutPerPeerHour": round(usual), "logMean": round(stats.mean, 3), "logStd": round(stats.std, 3),
-                "thresholdBytes": round(math.expm1(limit)), "peerHours": round(stats.weight, 1),
+                "typicalBytesOutPerHostHour": round(usual), "maxBytesOutPerHostHour": round(usual_max),
+                "thresholdBytes": round(limit), "hostHours": round(stats.weight, 1),
                 **profiled_summary(profile, ("peer",))}},
-            "anomaly": {"method": "log-normal z-score of egress bytes per peer-hour", "sigmas": config.volume_sigmas,
+            "anomaly": {"method": "egress bytes to one host in an hour against the decayed usual maximum",
+                        "ratio": round(total / usual_max, 1) if usual_max else None,
                         "z": round((math.log1p(total) - stats.mean) / max(stats.std, 0.5), 2), "learning": learning},
         }
         findings.append(AnomalyFinding(
@@ -201,10 +203,10 @@ def _volume_findings(account_id: str, subject: str, hour_ts: int, obs: dict[str,
             severity=LOW if learning else finding_type("Behavior:EC2/TrafficVolumeUnusual").severity,
             account_id=account_id, region="", title=f"Unusually large amount of traffic from {subject} to {peer}.",
             description=(f"{subject} sent {total:,} bytes to {peer} in one hour; it usually sends about "
-                         f"{usual:,.0f} bytes to a host per hour."),
+                         f"{usual:,.0f} bytes to a host per hour and at most {usual_max:,.0f}."),
             dedup_key=f"anomaly-volume|{account_id}|{subject}|{peer}", first_seen=_ts(int(peer_rows["start"].min())),
             last_seen=_ts(int(peer_rows["end"].fill_null(peer_rows["start"]).max())), count=peer_rows.height,
-            subject=subject, score=additional["anomaly"]["z"], threshold=config.volume_sigmas,
+            subject=subject, score=float(additional["anomaly"]["ratio"] or 0), threshold=config.volume_ratio,
             resource=_resource(subject, peer_rows, inventory),
             service={"action": _action(first), "additionalInfo": additional, "resourceRole": "ACTOR",
                      "featureName": "FlowLogs"},

@@ -82,6 +82,7 @@ class Profile:
     counts: dict[str, dict[str, float]] = field(default_factory=dict)
     score_stats: RunningStats = field(default_factory=RunningStats)  # hourly anomaly scores (calibration)
     volume_stats: dict[str, RunningStats] = field(default_factory=dict)  # e.g. log bytes per peer-hour
+    volume_max: dict[str, float] = field(default_factory=dict)  # decayed maximum of each volume
     info: dict[str, Any] = field(default_factory=dict)  # display: principal type, arn, user name…
     # The hour being observed: a log object covers minutes, so one hour arrives in many batches.
     # Its values collect here and are scored together against the completed hours; they join the
@@ -113,6 +114,8 @@ class Profile:
         self.score_stats.decay(factor)
         for stats in self.volume_stats.values():
             stats.decay(factor)
+        for name in self.volume_max:
+            self.volume_max[name] *= factor
         self.last_update = when
         return 1.0
 
@@ -165,6 +168,7 @@ class Profile:
                 stats = self.volume_stats.setdefault(feature, RunningStats())
                 for amount in values.values():
                     stats.add(math.log1p(amount), weight)
+                self.volume_max[feature] = max(self.volume_max.get(feature, 0.0), weight * max(values.values(), default=0))
                 continue
             counts = self.counts.setdefault(feature, {})
             for value in values:
@@ -213,6 +217,7 @@ class Profile:
             "c": {f: {v: round(c, 5) for v, c in values.items()} for f, values in self.counts.items()},
             "s": self.score_stats.to_json(),
             "vol": {k: s.to_json() for k, s in self.volume_stats.items()},
+            "vmax": {k: round(v, 1) for k, v in self.volume_max.items()},
             "info": self.info,
             "ph": self.pending_hour,
             "p": self.pending,
@@ -233,6 +238,7 @@ class Profile:
             counts={f: dict(values) for f, values in data.get("c", {}).items()},
             score_stats=RunningStats.from_json(data.get("s")),
             volume_stats={k: RunningStats.from_json(v) for k, v in data.get("vol", {}).items()},
+            volume_max=dict(data.get("vmax", {})),
             info=dict(data.get("info", {})),
             pending_hour=int(data.get("ph", 0)),
             pending={f: dict(values) for f, values in data.get("p", {}).items()},

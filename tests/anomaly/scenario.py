@@ -276,3 +276,37 @@ def evaluate(findings, scenario: Scenario) -> dict:
         "recall": len(found) / len(scenario.injected),
         "precision": true_positives / len(findings) if findings else 1.0,
     }
+
+
+def to_cloudtrail(event: dict) -> dict:
+    """A scenario event as CloudTrail writes it (for the real parser and pipeline)."""
+    identity: dict = {"type": event["principal_type"], "principalId": event["principal_id"],
+                      "arn": event["principal_arn"], "accountId": event["account_id"],
+                      "accessKeyId": event["access_key_id"]}
+    if event["user_name"]:
+        identity["userName"] = event["user_name"]
+    if event["session_issuer_arn"]:
+        identity["sessionContext"] = {"sessionIssuer": {"type": "Role", "arn": event["session_issuer_arn"],
+                                                        "userName": event["session_issuer_arn"].rsplit("/", 1)[-1]}}
+    record = {
+        "eventVersion": "1.08", "userIdentity": identity,
+        "eventTime": event["event_time"].strftime("%Y-%m-%dT%H:%M:%SZ"), "eventSource": event["event_source"],
+        "eventName": event["event_name"], "awsRegion": event["region"], "sourceIPAddress": event["source_ip"],
+        "userAgent": event["user_agent"], "requestParameters": json.loads(event["request_parameters"] or "null"),
+        "responseElements": None, "eventID": event["event_id"], "eventType": "AwsApiCall",
+        "managementEvent": True, "recipientAccountId": event["account_id"], "eventCategory": "Management",
+    }
+    if event["error_code"]:
+        record["errorCode"] = event["error_code"]
+    return record
+
+
+def cloudtrail_objects(built: Scenario, principals: set[str] | None = None) -> list[bytes]:
+    """One gzip'd `{"Records": [...]}` object per day (optionally only some principals' events)."""
+    import gzip
+
+    bodies = []
+    for frame in built.days:
+        rows = [r for r in frame.iter_rows(named=True) if principals is None or r["principal_arn"] in principals]
+        bodies.append(gzip.compress(json.dumps({"Records": [to_cloudtrail(r) for r in rows]}).encode()))
+    return bodies
