@@ -219,11 +219,15 @@ def enrich(frame: pl.DataFrame, *, asn_lookup: bool = True) -> pl.DataFrame:
     """Add the derived columns the model reads: principal key/kind, hour, network, ASN, UA, category."""
     frame = cloudtrail_frame_adapt(frame)
     # Derived per distinct value (a few thousand at most), then joined back: no per-event Python.
-    keys = frame.select("principal_type", "principal_arn", "session_issuer_arn", "principal_id").unique()
-    keys = keys.with_columns(
-        pl.struct(keys.columns).map_elements(
-            lambda r: principal_key(r["principal_type"], r["principal_arn"], r["session_issuer_arn"],
-                                    r["principal_id"]), return_dtype=pl.String).alias("pkey"))
+    # principal_key() as one expression (same rules; tested against it).
+    ptype, arn = pl.col("principal_type").fill_null(""), pl.col("principal_arn")
+    session = arn.str.extract(r"/([^/]+)$")
+    role = pl.coalesce(pl.col("session_issuer_arn"), arn.str.replace(r"/[^/]+$", ""))
+    pkey = (pl.when(ptype.is_in(list(SKIPPED_PRINCIPAL_TYPES))).then(pl.lit(None, dtype=pl.String))
+            .when((ptype == "AssumedRole") & session.str.contains(INSTANCE_SESSION.pattern).fill_null(False))
+            .then(role + "#" + session)
+            .when(ptype == "AssumedRole").then(pl.coalesce(role, pl.col("principal_id")))
+            .otherwise(pl.coalesce(arn, pl.col("principal_id"))))
     ips = frame.select("source_ip").unique()
     ip_values = ips["source_ip"].to_list()
     ips = ips.with_columns(
@@ -240,8 +244,7 @@ def enrich(frame: pl.DataFrame, *, asn_lookup: bool = True) -> pl.DataFrame:
         (pl.col("event_source").fill_null("").str.replace(r"\.amazonaws\.com$", "")).alias("service"),
     ).with_columns((pl.col("service") + ":" + pl.col("event_name").fill_null("")).alias("api"))
     frame = (
-        frame.join(keys, on=["principal_type", "principal_arn", "session_issuer_arn", "principal_id"], how="left",
-                   nulls_equal=True)
+        frame.with_columns(pkey.alias("pkey"))
         .join(ips, on="source_ip", how="left", nulls_equal=True)
         .join(uas, on="user_agent", how="left", nulls_equal=True)
         .join(apis, on=["event_source", "event_name"], how="left", nulls_equal=True)
@@ -256,11 +259,14 @@ def enrich(frame: pl.DataFrame, *, asn_lookup: bool = True) -> pl.DataFrame:
 
 def observations(frame: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, dict[str, int]]]:
     """(account, principal key, hour) -> feature -> value -> events, from an enriched frame."""
-    parts = [
-        frame.select("account_id", "pkey", "hour_ts", pl.lit(f).alias("f"), pl.col(f).cast(pl.String).alias("v"))
-        for f in EVENT_FEATURES if f != "error"
-    ] + [frame.select("account_id", "pkey", "hour_ts", pl.lit("hour").alias("f"), pl.col("hour").alias("v"))]
-    long = pl.concat(parts).group_by("account_id", "pkey", "hour_ts", "f", "v").len()
+    features = [f for f in EVENT_FEATURES if f != "error"] + ["hour"]
+    # Events of one principal-hour repeat the same values: collapse identical rows first, so the
+    # per-feature counts below work on distinct combinations, not on every event.
+    keys = ["account_id", "pkey", "hour_ts"]
+    combos = frame.group_by(keys + features).len()
+    parts = [combos.group_by(keys + [f]).agg(pl.col("len").sum()).select(
+        keys + [pl.lit(f).alias("f"), pl.col(f).cast(pl.String).alias("v"), "len"]) for f in features]
+    long = pl.concat(parts)
     out: dict[tuple[str, str, int], dict[str, dict[str, int]]] = {}
     for account, pkey, hour_ts, feature, value, n in long.iter_rows():
         out.setdefault((account, pkey, hour_ts), {}).setdefault(feature, {})[value or "-"] = n

@@ -213,3 +213,18 @@ def test_feature_extraction_helpers():
     assert instance_launch('{"instanceType": "p3.16xlarge", "maxCount": 10, "minCount": 1}') == ("p3.16xlarge", 10)
     assert instance_launch('{"instancesSet": {"items": [{"imageId": "ami-1", "maxCount": 4}]}}') == ("", 4)
     assert instance_launch("not json") == ("", 0)
+
+
+def test_principal_key_expression_matches_the_function():
+    from ingest.anomaly.features import enrich
+
+    role = "arn:aws:iam::1:role/app"
+    cases = [("AssumedRole", "arn:aws:sts::1:assumed-role/app/i-0a1b2c3d4e5f60718", role, "AROA:i-0a1b2c3d4e5f60718"),
+             ("AssumedRole", "arn:aws:sts::1:assumed-role/app/session-7", role, "AROA:session-7"),
+             ("AssumedRole", "arn:aws:sts::1:assumed-role/app/session-7", None, "AROA:session-7"),
+             ("IAMUser", "arn:aws:iam::1:user/alice", None, "AIDA1"), ("Root", "arn:aws:iam::1:root", None, "1"),
+             ("FederatedUser", None, None, "1:bob"), ("AWSService", None, None, None)]
+    rows = [{**_event(datetime(2026, 1, 5, tzinfo=UTC)), "principal_type": t, "principal_arn": a,
+             "session_issuer_arn": i, "principal_id": p} for t, a, i, p in cases]
+    enriched = enrich(_frame(rows), asn_lookup=False)
+    assert enriched["pkey"].to_list() == [principal_key(*c) for c in cases if principal_key(*c) is not None]
