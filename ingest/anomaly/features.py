@@ -264,8 +264,8 @@ def observations(frame: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, di
     # per-feature counts below work on distinct combinations, not on every event.
     keys = ["account_id", "pkey", "hour_ts"]
     combos = frame.group_by(keys + features).len()
-    parts = [combos.group_by(keys + [f]).agg(pl.col("len").sum()).select(
-        keys + [pl.lit(f).alias("f"), pl.col(f).cast(pl.String).alias("v"), "len"]) for f in features]
+    parts = [combos.group_by([*keys, f]).agg(pl.col("len").sum()).select(
+        [*keys, pl.lit(f).alias("f"), pl.col(f).cast(pl.String).alias("v"), "len"]) for f in features]
     long = pl.concat(parts)
     out: dict[tuple[str, str, int], dict[str, dict[str, int]]] = {}
     for account, pkey, hour_ts, feature, value, n in long.iter_rows():

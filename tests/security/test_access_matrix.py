@@ -57,6 +57,16 @@ def admin_id(w: World) -> dict:
     return {"aws_account_id": w.admin_account.aws_account_id}
 
 
+def admin_baseline(w: World) -> dict:
+    """A learned principal of the admin account (the page 404s until something was learned)."""
+    from ingest.anomaly.models import Baseline
+
+    key = f"arn:aws:iam::{w.admin_account.aws_account_id}:user/alice"
+    row, _ = Baseline.objects.get_or_create(account=w.admin_account, kind="principal", key=key,
+                                            defaults={"label": "alice"})
+    return {"pk": row.pk}
+
+
 ACCESS: dict[str, Rule] = {
     "home": Rule(skip="redirect to the first page"),
     "healthz": Rule(public=True),
@@ -89,6 +99,8 @@ ACCESS: dict[str, Rule] = {
     "api-detector-resume": Rule(post_only=True, api=True, kwargs=lambda w: {"detector_id": w.admin_detector}),
     "api-schema": Rule(get=SIGNED_IN, api=True),
     "api-docs": Rule(get=SIGNED_IN, api=True),
+    "ingest:baselines": Rule(get=SIGNED_IN),
+    "ingest:baseline": Rule(get=ADMIN_SIDE, kwargs=admin_baseline),
     "gdapi:dispatch": Rule(skip="SigV4-signed GuardDuty protocol: tests/gdapi and test_gdapi_matrix"),
 }
 
