@@ -12,6 +12,7 @@ import json
 import random
 import uuid
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -219,6 +220,7 @@ class Scenario:
     benign_checks: dict[str, str]  # variation -> principal key that must raise nothing in the test week
 
 
+@lru_cache(maxsize=4)  # frames are immutable: tests share one build per seed
 def build(seed: int = 7) -> Scenario:
     rng = random.Random(seed)
     random.seed(seed)
