@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: venv run test lint migrate clean
+.PHONY: venv run test lint migrate clean bench bench-anomaly
 
 venv: $(STAMP)
 
@@ -26,6 +26,12 @@ run: migrate
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Benchmarks print quality and speed; each part adds itself as a prerequisite of `bench`.
+bench: bench-anomaly
+
+bench-anomaly: venv
+	$(BIN)/python -m tests.anomaly.bench
 
 lint: venv
 	$(BIN)/ruff check .

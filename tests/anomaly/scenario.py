@@ -12,8 +12,8 @@ import json
 import random
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 import polars as pl
 
