@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: venv run test lint migrate clean bench bench-anomaly
+.PHONY: venv run test lint migrate clean bench
 
 venv: $(STAMP)
 
@@ -27,11 +27,8 @@ run: migrate
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# Benchmarks print quality and speed; each part adds itself as a prerequisite of `bench`.
-bench: bench-anomaly
-
-bench-anomaly: venv
-	$(BIN)/python -m tests.anomaly.bench
+bench: venv
+	$(BIN)/python -m bench $(if $(BENCH_SIZE),--size $(BENCH_SIZE),)
 
 lint: venv
 	$(BIN)/ruff check .
