@@ -245,4 +245,15 @@ AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL")
 # GuardDuty-compatible API (/gd/): allowed clock skew of a SigV4-signed request, as AWS (5 minutes).
 VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS = env_int("VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS", 300)
 
+# Behavioural anomaly detection (ingest/anomaly): baselines per account, principal and instance.
+VIGIL_ANOMALY_ENABLED = env_bool("VIGIL_ANOMALY_ENABLED", True)
+# Days after which a learned habit counts half (exponential decay).
+VIGIL_ANOMALY_HALF_LIFE_DAYS = env_int("VIGIL_ANOMALY_HALF_LIFE_DAYS", 14)
+# Days a new principal/account/instance learns before its findings are raised (GuardDuty: ~7 days).
+VIGIL_ANOMALY_LEARNING_DAYS = env_int("VIGIL_ANOMALY_LEARNING_DAYS", 7)
+# While learning: "suppress" findings (default) or raise them at "low" severity.
+VIGIL_ANOMALY_LEARNING_MODE = env_str("VIGIL_ANOMALY_LEARNING_MODE", "suppress")
+# Look up source ASNs with geoip2fast's bundled GeoLite2-derived data (attribution in docs/anomaly.md).
+VIGIL_ANOMALY_ASN_LOOKUP = env_bool("VIGIL_ANOMALY_ASN_LOOKUP", True)
+
 os.environ.setdefault("POLARS_MAX_THREADS", "1")

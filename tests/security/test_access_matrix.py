@@ -64,6 +64,16 @@ def admin_id(w: World) -> dict:
     return {"aws_account_id": w.admin_account.aws_account_id}
 
 
+def admin_baseline(w: World) -> dict:
+    """A learned principal of the admin account (the page 404s until something was learned)."""
+    from ingest.anomaly.models import Baseline
+
+    key = f"arn:aws:iam::{w.admin_account.aws_account_id}:user/alice"
+    row, _ = Baseline.objects.get_or_create(account=w.admin_account, kind="principal", key=key,
+                                            defaults={"label": "alice"})
+    return {"pk": row.pk}
+
+
 ACCESS: dict[str, Rule] = {
     "home": Rule(skip="redirect to the first page"),
     "healthz": Rule(public=True),
@@ -99,6 +109,8 @@ ACCESS: dict[str, Rule] = {
     "ingest:sources": Rule(get=SIGNED_IN),
     "ingest:source_create": Rule(post_only=True),
     "ingest:usage": Rule(get=SIGNED_IN),
+    "ingest:baselines": Rule(get=SIGNED_IN),
+    "ingest:baseline": Rule(get=ADMIN_SIDE, kwargs=admin_baseline),
     "intel:list": Rule(get=SIGNED_IN),
     "intel:create": Rule(post_only=True),
     "intel:check": Rule(get=SIGNED_IN),
