@@ -59,6 +59,8 @@ def filter_get(*, actor: Any, pk: int) -> SavedFilter:
 
 def filter_preview(*, actor: Any, account: Account, criteria: Mapping[str, Any]) -> int:
     """How many stored findings the rule matches among the findings it would govern."""
+    if not fc.validate(criteria, allow_matches=True)["Criterion"]:
+        raise ServiceError("A filter needs at least one criterion.")
     manager = access.managing_account(account)
     q = fc.criteria_q(criteria, allow_matches=True)
     return Finding.objects.filter(account_id__in=domain_account_ids(manager)).filter(q).filter(

@@ -355,6 +355,7 @@ def filter_preview(request: HttpRequest) -> HttpResponse:
         context["count"] = rules.filter_preview(actor=request.user, account=account, criteria=data["criteria"])
     except ServiceError as exc:
         context["error"] = exc.message
+        return render(request, "findings/filter_form.html#preview", context, status=exc.status_code)
     return render(request, "findings/filter_form.html#preview", context)
 
 
