@@ -170,6 +170,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = 600
 CELERY_TASK_TIME_LIMIT = 900
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
+    # Discovery of new log objects for every enabled detector's sources (listing or SQS).
+    "ingest-discover": {
+        "task": "ingest.discover_all",
+        "schedule": float(env_int("VIGIL_INGEST_DISCOVER_SECONDS", 60)),
+        "options": {"expires": 240},
+    },
     # Findings to destinations: new ones within a minute, updates at the detector's frequency.
     "findings-publish": {"task": "findings.publish", "schedule": 60.0},
     "findings-deliver": {"task": "findings.deliver", "schedule": 30.0},

@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts import access
+from console.errors import NotFoundError, ServiceError
 from findings.catalog import severity_label
 from findings.criteria import CriteriaError, criteria_q
 from findings.models import Finding
@@ -110,6 +111,19 @@ def params_to_criteria(params: Mapping[str, Any]) -> dict[str, Any]:
 def scoped(*, actor: Any) -> QuerySet[Finding]:
     """Findings of every account the person may see (administrators: their members' too)."""
     return Finding.objects.filter(account__in=access.accounts_visible_to(user=actor))
+
+
+def findings_by_ids(*, actor: Any, finding_ids: Any, limit: int = 1000) -> list[Finding]:
+    """The visible findings with these ids; all or nothing (an unknown id is "not found")."""
+    ids = list(dict.fromkeys(str(i) for i in finding_ids or []))
+    if not ids:
+        raise ServiceError("Select at least one finding.")
+    if len(ids) > limit:
+        raise ServiceError(f"At most {limit} findings at a time.")
+    found = list(scoped(actor=actor).filter(finding_id__in=ids).select_related("account"))
+    if len(found) != len(ids):
+        raise NotFoundError("No such finding.")
+    return found
 
 
 def encode_cursor(values: list[Any]) -> str:

@@ -25,7 +25,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import access
 from accounts.models import ASSOCIATED_STATUSES, Member
 from console.errors import ServiceError
-from findings import notifications, rules, search, triage
+from findings import notifications, rules, samples, search, triage
 from findings.catalog import FINDING_TYPES, severity_label
 from findings.criteria import CriteriaError, criteria_q
 from findings.models import Finding
@@ -154,6 +154,11 @@ def _related(request: HttpRequest, finding: Finding) -> list[Finding]:
                 .select_related("account").order_by("-last_seen", "-pk")[:10])
 
 
+def _may_give_feedback(user: Any, account: Any) -> bool:
+    roles = {access.role_in(user, account), access.role_in(user, access.managing_account(account))}
+    return bool(roles & set(access.TRIAGE_ROLES))
+
+
 def _detail_context(request: HttpRequest, finding_id: str) -> dict[str, Any]:
     finding = search.scoped(actor=request.user).select_related("account", "detector").filter(
         finding_id=finding_id).first()
@@ -177,7 +182,7 @@ def _detail_context(request: HttpRequest, finding_id: str) -> dict[str, Any]:
         "evidence": [json.dumps(e, indent=2, sort_keys=True) for e in finding.evidence_events or []],
         "document_json": json.dumps(document, indent=2, sort_keys=True),
         "related": _related(request, finding), "can_archive": can_archive,
-        "can_feedback": triage._may_give_feedback(request.user, finding.account),
+        "can_feedback": _may_give_feedback(request.user, finding.account),
         "suppress_query": urlencode({"from": finding.finding_id}),
     }
 
@@ -196,7 +201,9 @@ def finding_detail(request: HttpRequest, finding_id: str) -> HttpResponse:
 def finding_feedback(request: HttpRequest, finding_id: str) -> HttpResponse:
     status = 200
     try:
-        triage.findings_feedback(actor=request.user, finding_ids=[finding_id], feedback=request.POST.get("feedback", ""))
+        triage.findings_set_feedback(actor=request.user,
+                                     findings=search.findings_by_ids(actor=request.user, finding_ids=[finding_id]),
+                                     feedback=request.POST.get("feedback", ""))
         messages.success(request, "Thanks: feedback recorded.")
     except ServiceError as exc:
         messages.error(request, exc.message)
@@ -215,8 +222,8 @@ def findings_archive(request: HttpRequest) -> HttpResponse:
     archived = request.POST.get("action") != "unarchive"
     status = 200
     try:
-        n = triage.findings_set_archived(actor=request.user, finding_ids=request.POST.getlist("finding_ids"),
-                                         archived=archived)
+        findings = search.findings_by_ids(actor=request.user, finding_ids=request.POST.getlist("finding_ids"))
+        n = triage.findings_set_archived(actor=request.user, findings=findings, archived=archived)
         messages.success(request, f"{n} finding{'s' if n != 1 else ''} {'archived' if archived else 'unarchived'}.")
     except ServiceError as exc:
         messages.error(request, exc.message)
@@ -236,8 +243,11 @@ def findings_samples(request: HttpRequest) -> HttpResponse:
     try:
         if account is None:
             raise ServiceError("Register an account first.")
-        ids = triage.findings_create_samples(actor=request.user, account=account, region=region)
-        messages.success(request, f"{len(ids)} sample findings generated in {region}.")
+        detector = account.detectors.filter(region=region).first()
+        if detector is None:
+            raise ServiceError(f"Account {account.aws_account_id} has no detector in {region}: create one first.")
+        result = samples.sample_findings_create(actor=request.user, detector=detector)
+        messages.success(request, f"{result.total} sample findings generated in {region}.")
     except ServiceError as exc:
         messages.error(request, exc.message)
     return redirect("findings:list")

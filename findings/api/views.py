@@ -102,7 +102,8 @@ class FindingArchiveApi(APIView):
     @extend_schema(request=s.FindingIdsInput, responses=s.CountOutput, operation_id="findings_archive")
     def post(self, request: Request) -> Response:
         data = _validated(s.FindingIdsInput, request.data)
-        n = triage.findings_set_archived(actor=request.user, finding_ids=data["finding_ids"], archived=self.archived)
+        findings = search.findings_by_ids(actor=request.user, finding_ids=data["finding_ids"])
+        n = triage.findings_set_archived(actor=request.user, findings=findings, archived=self.archived)
         return Response({"count": n})
 
 
@@ -118,8 +119,9 @@ class FindingFeedbackApi(APIView):
     @extend_schema(request=s.FeedbackInput, responses=s.CountOutput)
     def post(self, request: Request) -> Response:
         data = _validated(s.FeedbackInput, request.data)
-        n = triage.findings_feedback(actor=request.user, finding_ids=data["finding_ids"], feedback=data["feedback"],
-                                     comments=data["comments"])
+        findings = search.findings_by_ids(actor=request.user, finding_ids=data["finding_ids"])
+        n = triage.findings_set_feedback(actor=request.user, findings=findings, feedback=data["feedback"],
+                                         comments=data["comments"])
         return Response({"count": n})
 
 

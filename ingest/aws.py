@@ -1,0 +1,61 @@
+"""boto3 access to member accounts: STS AssumeRole with the account's role ARN and external id,
+session credentials cached per process until shortly before they expire."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from django.conf import settings
+
+from accounts.models import Account
+
+BOTO_CONFIG = Config(connect_timeout=10, read_timeout=60, retries={"mode": "standard", "max_attempts": 5})
+SESSION_SECONDS = 3600
+REFRESH_MARGIN = timedelta(minutes=5)
+
+_lock = threading.Lock()
+_cache: dict[tuple[str, str], tuple[dict[str, str], datetime]] = {}
+
+
+def _endpoint() -> str | None:
+    return settings.AWS_ENDPOINT_URL or None
+
+
+def _assume(role_arn: str, external_id: str) -> tuple[dict[str, str], datetime]:
+    sts = boto3.client("sts", endpoint_url=_endpoint(), config=BOTO_CONFIG)
+    params: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": "vigil-ingest", "DurationSeconds": SESSION_SECONDS}
+    if external_id:
+        params["ExternalId"] = external_id
+    creds = sts.assume_role(**params)["Credentials"]
+    expiry = creds["Expiration"]
+    if expiry.tzinfo is None:
+        expiry = expiry.replace(tzinfo=UTC)
+    return {"aws_access_key_id": creds["AccessKeyId"], "aws_secret_access_key": creds["SecretAccessKey"],
+            "aws_session_token": creds["SessionToken"]}, expiry
+
+
+def session_for(account: Account) -> boto3.session.Session:
+    """A boto3 session acting in `account` (its role), or Vigil's own credentials without a role."""
+    if not account.role_arn:
+        return boto3.session.Session()
+    key = (account.role_arn, account.external_id)
+    with _lock:
+        cached = _cache.get(key)
+        if cached is None or cached[1] - REFRESH_MARGIN <= datetime.now(UTC):
+            cached = _assume(*key)
+            _cache[key] = cached
+    return boto3.session.Session(**cached[0])
+
+
+def client_for(account: Account, service: str, region: str | None = None) -> Any:
+    return session_for(account).client(service, endpoint_url=_endpoint(), region_name=region or "us-east-1",
+                                       config=BOTO_CONFIG)
+
+
+def clear_session_cache() -> None:
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,183 @@
+"""One log object through the detection pipeline: parse → learn inventory → enrich → rules → meter.
+
+Pure of Django models: the same code serves Celery workers (ingest.services, which loads and saves
+state and findings around it) and the offline `manage.py analyze` command.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from typing import IO, Any
+
+import polars as pl
+
+from findings.catalog import CLOUD_TRAIL, DNS_LOGS, FLOW_LOGS, S3_LOGS
+from ingest.inventory import Inventory
+from ingest.parsers import ParseStats, UnreadableObject
+from ingest.parsers.cloudtrail import iter_cloudtrail
+from ingest.parsers.dns import iter_dns
+from ingest.parsers.flow import iter_flow
+from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, rules_for
+from ingest.state import MemoryStateStore
+
+logger = logging.getLogger(__name__)
+
+PARSERS = {CLOUDTRAIL: iter_cloudtrail, FLOW: iter_flow, DNS: iter_dns}
+
+# AWS's S3 layouts (guardduty.md): the account and, for CloudTrail and flow logs, the region.
+KEY_PATTERNS = [
+    (CLOUDTRAIL, re.compile(r"AWSLogs/(?:o-[a-z0-9]+/)?(?P<account>\d{12})/CloudTrail/(?P<region>[a-z0-9-]+)/")),
+    (FLOW, re.compile(r"AWSLogs/(?P<account>\d{12})/vpcflowlogs/(?P<region>[a-z0-9-]+)/")),
+    (DNS, re.compile(r"AWSLogs/(?P<account>\d{12})/vpcdnsquerylogs/(?P<vpc>[^/]+)/")),
+]
+CLOUDTRAIL_NAME = re.compile(r"(?P<account>\d{12})_CloudTrail_(?P<region>[a-z0-9-]+)_")
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    kind: str | None
+    aws_account_id: str | None = None
+    region: str | None = None
+
+
+def classify_key(key: str) -> ObjectInfo:
+    """Log type, account and region from an S3 key or a local path in AWS's layouts."""
+    for kind, pattern in KEY_PATTERNS:
+        match = pattern.search(key)
+        if match:
+            return ObjectInfo(kind, match.group("account"), match.groupdict().get("region"))
+    match = CLOUDTRAIL_NAME.search(key.rsplit("/", 1)[-1])
+    if match:
+        return ObjectInfo(CLOUDTRAIL, match.group("account"), match.group("region"))
+    return ObjectInfo(None)
+
+
+def sniff_kind(head: bytes) -> str | None:
+    """Log type from the first uncompressed bytes (for files outside AWS's layouts)."""
+    text = head.lstrip()
+    if text.startswith((b"[", b'{"Records"')) or b'"eventName"' in text[:4096] or b'"eventVersion"' in text[:4096]:
+        return CLOUDTRAIL
+    if b'"query_name"' in text[:4096]:
+        return DNS
+    first = text.split(b"\n", 1)[0]
+    if first.startswith(b"version ") or re.match(rb"^\d+ \d{12} ", first):
+        return FLOW
+    return None
+
+
+@dataclass
+class ObjectResult:
+    kind: str
+    stats: ParseStats = field(default_factory=ParseStats)
+    detections: list[Detection] = field(default_factory=list)
+    # (data source, region, day, resource) -> [events, bytes]
+    usage: dict[tuple[str, str, date, str], list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    first_event: Any = None
+    last_event: Any = None
+
+
+class Pipeline:
+    """Analyse objects of one account with one matcher, inventory and state store."""
+
+    def __init__(self, *, matcher: Any, inventory: Inventory | None = None, state: Any = None) -> None:
+        self.matcher = matcher
+        self.inventory = inventory or Inventory()
+        self.state = state if state is not None else MemoryStateStore()
+
+    def process(self, kind: str, stream: IO[bytes], *, aws_account_id: str, region: str) -> ObjectResult:
+        result = ObjectResult(kind)
+        for frame in PARSERS[kind](stream, result.stats):
+            self.process_frame(kind, frame, result, aws_account_id=aws_account_id, region=region)
+        self._meter_bytes(result, region)
+        return result
+
+    def process_frame(self, kind: str, frame: pl.DataFrame, result: ObjectResult, *, aws_account_id: str,
+                      region: str) -> None:
+        time_col = {CLOUDTRAIL: "event_time", FLOW: "start_time", DNS: "query_time"}[kind]
+        frame = frame.filter(pl.col(time_col).is_not_null())
+        if frame.is_empty():
+            return
+        first, last = frame[time_col].min(), frame[time_col].max()
+        result.first_event = first if result.first_event is None else min(result.first_event, first)
+        result.last_event = last if result.last_event is None else max(result.last_event, last)
+        self.inventory.learn(kind, frame)
+        ctx = self._context(kind, frame, aws_account_id=aws_account_id, region=region)
+        for rule in rules_for(kind):
+            ctx.rule = rule
+            for detection in rule.evaluate(frame, ctx):
+                detection.region = detection.region or region
+                result.detections.append(detection)
+        self._meter(kind, frame, result, region)
+
+    def _context(self, kind: str, frame: pl.DataFrame, *, aws_account_id: str, region: str) -> RuleContext:
+        ip_hits: dict = {}
+        domain_hits: dict = {}
+        trusted: set[str] = set()
+        if kind == CLOUDTRAIL:
+            ips = frame["source_ip"].drop_nulls().unique().to_list()
+            ip_hits = self.matcher.lookup_ips(ips)
+            trusted = self.matcher.trusted_ips(ips)
+        elif kind == FLOW:
+            ips = pl.concat([frame["srcaddr"], frame["dstaddr"]]).drop_nulls().unique().to_list()
+            ip_hits = self.matcher.lookup_ips(ips)
+            trusted = self.matcher.trusted_ips(ips)
+        else:
+            # Resolver names repeat heavily: match each distinct name once (limits.md finding 6).
+            domain_hits = self.matcher.lookup_domains(frame["query_name"].drop_nulls().unique().to_list())
+        return RuleContext(aws_account_id=aws_account_id, region=region, ip_hits=ip_hits, domain_hits=domain_hits,
+                           trusted_ips=trusted, inventory=self.inventory, state=self.state)
+
+    def _meter(self, kind: str, frame: pl.DataFrame, result: ObjectResult, region: str) -> None:
+        if kind == CLOUDTRAIL:
+            data = (pl.col("event_category") == "Data") & (pl.col("event_source") == "s3.amazonaws.com")
+            counted = frame.select(
+                pl.when(data.fill_null(False)).then(pl.lit(S3_LOGS)).otherwise(pl.lit(CLOUD_TRAIL)).alias("source"),
+                pl.col("region").fill_null(region),
+                pl.col("event_time").dt.date().alias("day"),
+                pl.when(data.fill_null(False)).then(
+                    pl.col("request_parameters").str.json_path_match("$.bucketName")).otherwise(pl.lit("")).fill_null("")
+                .alias("resource"),
+            ).group_by("source", "region", "day", "resource").len()
+            for source, reg, day, resource, n in counted.iter_rows():
+                result.usage[(source, reg, day, resource)][0] += n
+        else:
+            time_col = "start_time" if kind == FLOW else "query_time"
+            source = FLOW_LOGS if kind == FLOW else DNS_LOGS
+            for day, n in frame.group_by(pl.col(time_col).dt.date().alias("day")).len().iter_rows():
+                result.usage[(source, region, day, "")][0] += n
+
+    @staticmethod
+    def _meter_bytes(result: ObjectResult, region: str) -> None:
+        """Flow and DNS logs are billed by uncompressed bytes: share the object's bytes over its days."""
+        if result.kind == CLOUDTRAIL:
+            return
+        keys = [k for k in result.usage if k[0] in (FLOW_LOGS, DNS_LOGS)]
+        rows = sum(result.usage[k][0] for k in keys)
+        remaining = result.stats.bytes_uncompressed
+        for i, k in enumerate(keys):
+            share = remaining if i == len(keys) - 1 else result.stats.bytes_uncompressed * result.usage[k][0] // max(rows, 1)
+            result.usage[k][1] += share
+            remaining -= share
+
+
+def iter_local_files(paths: list[str]) -> Iterator[str]:
+    """Files under the given files/folders, recursively, in a stable order."""
+    import os
+
+    for path in paths:
+        if os.path.isdir(path):
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    if not name.startswith("."):
+                        yield os.path.join(root, name)
+        else:
+            yield path
+
+
+__all__ = ["ObjectInfo", "ObjectResult", "Pipeline", "UnreadableObject", "classify_key", "iter_local_files", "sniff_kind"]

@@ -1,0 +1,362 @@
+"""Writes for ingestion: log sources, discovery, processing one object exactly once in effect,
+usage metering, inventory.
+
+Exactly-once in effect: an object's findings, usage, learned inventory and rule state are written in
+the same transaction that marks its ledger row (account, bucket, key, ETag) done. A re-delivered
+task, a second listing or a retry after a killed worker finds the row done (or waits on its lock)
+and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import IO, Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from accounts import access
+from accounts.events import audit_record
+from accounts.models import Account, Detector
+from console.errors import ServiceError
+from findings.services import FindingDraft, UpsertResult, findings_upsert_many
+from ingest.inventory import Inventory
+from ingest.models import (
+    InventoryInstance,
+    InventoryLink,
+    LogKind,
+    LogSource,
+    ProcessedObject,
+    SourceCheckpoint,
+    UsageRecord,
+)
+from ingest.parsers import UnreadableObject
+from ingest.pipeline import ObjectResult, Pipeline
+from ingest.rules import Detection
+from ingest.state import DatabaseStateStore
+
+logger = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = getattr(settings, "VIGIL_INGEST_MAX_ATTEMPTS", 3)
+LIST_MAX_KEYS = getattr(settings, "VIGIL_INGEST_LIST_MAX_KEYS", 10000)
+
+
+class RetryableObjectError(Exception):
+    """Reading the object failed in a way a later attempt may not (counted against MAX_ATTEMPTS)."""
+
+
+# --- log sources --------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def log_source_create(*, actor: Any, detector: Detector, kind: str, bucket: str, key_prefix: str = "",
+                      sqs_queue_url: str = "") -> LogSource:
+    access.require_role(actor, detector.account, access.ADMIN_ROLES, what="configure log sources")
+    if kind not in LogKind.values:
+        raise ServiceError(f"Kind must be one of {', '.join(LogKind.values)}.")
+    bucket = bucket.strip()
+    if not 3 <= len(bucket) <= 63:
+        raise ServiceError("Give the S3 bucket name (3 to 63 characters).")
+    if key_prefix and not key_prefix.endswith("/"):
+        key_prefix += "/"
+    source, created = LogSource.objects.get_or_create(
+        detector=detector, kind=kind, bucket=bucket, key_prefix=key_prefix, defaults={"sqs_queue_url": sqs_queue_url}
+    )
+    if created:
+        audit_record(account=detector.account, actor=actor, action="ingest.source_created",
+                     target=f"{kind} s3://{bucket}/{key_prefix}", region=detector.region)
+    return source
+
+
+def source_prefixes(source: LogSource, list_prefixes: Callable[[str], list[str]]) -> list[str]:
+    """The S3 prefixes AWS delivers this source's logs under (guardduty.md layouts)."""
+    account = source.detector.account.aws_account_id
+    region = source.detector.region
+    base = f"{source.key_prefix}AWSLogs/{account}/"
+    if source.kind == LogKind.CLOUDTRAIL:
+        return [f"{base}CloudTrail/{region}/"]
+    if source.kind == LogKind.FLOW:
+        return [f"{base}vpcflowlogs/{region}/"]
+    # Resolver logs: AWSLogs/{account}/vpcdnsquerylogs/{vpc-id}/yyyy/mm/dd/…, one prefix per VPC.
+    return list_prefixes(f"{base}vpcdnsquerylogs/")
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    bucket: str
+    key: str
+    etag: str
+
+
+def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None) -> list[ObjectRef]:
+    """New objects of a source since its checkpoints (or from its SQS queue). Moves the checkpoints.
+
+    A suspended detector lists nothing and keeps its checkpoints, so it resumes where it stopped.
+    """
+    from ingest.aws import client_for
+
+    source = LogSource.objects.select_related("detector__account").get(pk=source.pk)
+    detector = source.detector
+    if not detector.is_enabled:
+        return []
+    if source.sqs_queue_url:
+        return _discover_sqs(source, sqs or client_for(detector.account, "sqs", detector.region))
+    s3 = s3 or client_for(detector.account, "s3", detector.region)
+
+    def list_prefixes(prefix: str) -> list[str]:
+        found: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=source.bucket, Prefix=prefix, Delimiter="/"):
+            found.extend(p["Prefix"] for p in page.get("CommonPrefixes", []))
+        return found
+
+    refs: list[ObjectRef] = []
+    newest = source.newest_object_modified
+    try:
+        prefixes = source_prefixes(source, list_prefixes)
+        for prefix in prefixes:
+            checkpoint, _ = SourceCheckpoint.objects.get_or_create(source=source, prefix=prefix)
+            params: dict[str, Any] = {"Bucket": source.bucket, "Prefix": prefix}
+            if checkpoint.start_after:
+                params["StartAfter"] = checkpoint.start_after
+            last_key = checkpoint.start_after
+            for page in s3.get_paginator("list_objects_v2").paginate(**params):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith("/") or "CloudTrail-Digest" in item["Key"]:
+                        last_key = item["Key"]
+                        continue
+                    refs.append(ObjectRef(source.bucket, item["Key"], item["ETag"].strip('"')))
+                    last_key = item["Key"]
+                    modified = item["LastModified"]
+                    newest = modified if newest is None or modified > newest else newest
+                if len(refs) >= LIST_MAX_KEYS:
+                    break
+            if last_key != checkpoint.start_after:
+                checkpoint.start_after = last_key
+                checkpoint.save(update_fields=["start_after", "updated_at"])
+    except Exception as exc:
+        _source_error(source, f"listing s3://{source.bucket}: {exc}")
+        raise
+    LogSource.objects.filter(pk=source.pk).update(newest_object_modified=newest, last_listed_at=timezone.now())
+    return refs
+
+
+def _discover_sqs(source: LogSource, sqs: Any) -> list[ObjectRef]:
+    """S3 event notifications from the source's queue; messages are deleted once the refs are taken
+    (the ledger makes a duplicate notification harmless)."""
+    import json
+    from urllib.parse import unquote_plus
+
+    refs: list[ObjectRef] = []
+    for _ in range(10):
+        messages = sqs.receive_message(QueueUrl=source.sqs_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+            "Messages", []
+        )
+        if not messages:
+            break
+        for message in messages:
+            try:
+                body = json.loads(message["Body"])
+                if "Message" in body and "Records" not in body:  # delivered through SNS
+                    body = json.loads(body["Message"])
+                for record in body.get("Records", []):
+                    if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+                        continue
+                    obj = record["s3"]["object"]
+                    key = unquote_plus(obj["key"])
+                    if key.startswith(f"{source.key_prefix}AWSLogs/") and "CloudTrail-Digest" not in key:
+                        refs.append(ObjectRef(record["s3"]["bucket"]["name"], key, str(obj.get("eTag", "")).strip('"')))
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.warning("ignoring a malformed S3 notification on %s: %s", source.sqs_queue_url, exc)
+            sqs.delete_message(QueueUrl=source.sqs_queue_url, ReceiptHandle=message["ReceiptHandle"])
+    LogSource.objects.filter(pk=source.pk).update(last_listed_at=timezone.now())
+    return refs
+
+
+def _source_error(source: LogSource, message: str) -> None:
+    LogSource.objects.filter(pk=source.pk).update(last_error=message[:2000], last_error_at=timezone.now())
+
+
+# --- processing one object ------------------------------------------------------------------------
+
+
+def inventory_load(*, account_id: int, region: str) -> Inventory:
+    inventory = Inventory()
+    for instance_id, details in InventoryInstance.objects.filter(account_id=account_id, region=region).values_list(
+        "instance_id", "details"
+    ):
+        inventory.instances[instance_id] = details
+    for value, instance_id in InventoryLink.objects.filter(account_id=account_id, region=region).values_list(
+        "value", "instance_id"
+    ):
+        inventory.links[value] = instance_id
+    return inventory
+
+
+def inventory_save(*, inventory: Inventory, account_id: int, region: str, learned_from: str = "logs") -> None:
+    instances = [InventoryInstance(account_id=account_id, region=region, instance_id=i, details=inventory.instances[i],
+                                   learned_from=learned_from) for i in sorted(inventory.dirty_instances)]
+    InventoryInstance.objects.bulk_create(instances, update_conflicts=True, unique_fields=["account", "region", "instance_id"],
+                                          update_fields=["details", "learned_from", "updated_at"])
+    links = [InventoryLink(account_id=account_id, region=region, value=v, instance_id=inventory.links[v])
+             for v in sorted(inventory.dirty_links)]
+    InventoryLink.objects.bulk_create(links, update_conflicts=True, unique_fields=["account", "region", "value"],
+                                      update_fields=["instance_id", "updated_at"])
+    inventory.dirty_instances.clear()
+    inventory.dirty_links.clear()
+
+
+def usage_add(*, account_id: int, usage: dict[tuple[str, str, date, str], list[int]]) -> None:
+    """Add metered events/bytes; concurrent workers add up (update first, insert on a miss)."""
+    for (data_source, region, day, resource), (events, size) in sorted(usage.items()):
+        if not events and not size:
+            continue
+        keys = {"account_id": account_id, "region": region, "data_source": data_source, "day": day,
+                "resource": resource[:255]}
+        if UsageRecord.objects.filter(**keys).update(events=F("events") + events, bytes=F("bytes") + size):
+            continue
+        try:
+            with transaction.atomic():
+                UsageRecord.objects.create(**keys, events=events, bytes=size)
+        except IntegrityError:
+            UsageRecord.objects.filter(**keys).update(events=F("events") + events, bytes=F("bytes") + size)
+
+
+def detections_to_drafts(detections: list[Detection], *, account: Account,
+                         detectors_by_region: dict[str, int | None]) -> list[FindingDraft]:
+    drafts = []
+    for d in detections:
+        region = d.region or ""
+        drafts.append(FindingDraft(
+            account_id=account.id, region=region, type=d.type, severity=d.resolved_severity(), dedup_key=d.dedup_key,
+            title=d.title, description=d.description, resource=d.resource, service=d.service,
+            first_seen=_aware(d.first_seen), last_seen=_aware(d.last_seen), count=d.count,
+            detector_id=detectors_by_region.get(region), evidence_events=_jsonable(d.evidence),
+        ))
+    return drafts
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _jsonable(rows: list[Any]) -> list[Any]:
+    out = []
+    for row in rows:
+        if isinstance(row, dict):
+            out.append({k: (v.isoformat() if isinstance(v, datetime | date) else v) for k, v in row.items()})
+        else:
+            out.append(row)
+    return out
+
+
+def result_store(*, result: ObjectResult, account: Account, default_detector: Detector | None,
+                 create_detectors: bool = False) -> UpsertResult:
+    """Write an analysed object's findings and usage (inside the caller's transaction)."""
+    regions = {d.region for d in result.detections if d.region}
+    detectors = {det.region: det.id for det in Detector.objects.filter(account=account, region__in=regions)}
+    if create_detectors:
+        for region in regions - set(detectors):
+            detectors[region] = Detector.objects.get_or_create(account=account, region=region)[0].id
+    if default_detector is not None:
+        for region in regions - set(detectors):
+            detectors[region] = default_detector.id if region == default_detector.region else None
+    upserted = findings_upsert_many(drafts=detections_to_drafts(result.detections, account=account,
+                                                                  detectors_by_region=detectors))
+    usage_add(account_id=account.id, usage=result.usage)
+    return upserted
+
+
+def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
+                   open_body: Callable[[], IO[bytes]] | None = None, matcher: Any = None) -> str:
+    """Process one S3 object of a source. Returns the ledger status ("done", "failed", "skipped",
+    "suspended"); raises RetryableObjectError when a bounded retry should follow."""
+    from ingest.aws import client_for
+
+    source = LogSource.objects.select_related("detector__account").get(pk=source.pk)
+    detector, account = source.detector, source.detector.account
+    if not detector.is_enabled:
+        return "suspended"
+    ledger, _ = ProcessedObject.objects.get_or_create(
+        account=account, bucket=bucket, key=key, etag=etag, defaults={"kind": source.kind, "source": source}
+    )
+    if ledger.status != ProcessedObject.Status.PENDING:
+        return "skipped"
+    if open_body is None:
+        def open_body() -> IO[bytes]:
+            s3 = client_for(account, "s3", detector.region)
+            params = {"Bucket": bucket, "Key": key}
+            if etag:
+                params["IfMatch"] = etag
+            return s3.get_object(**params)["Body"]
+    try:
+        with transaction.atomic():
+            locked = ProcessedObject.objects.select_for_update().get(pk=ledger.pk)
+            if locked.status != ProcessedObject.Status.PENDING:
+                return "skipped"  # another worker finished it while we waited for the lock
+            if matcher is None:
+                from intel.matching import matcher_for
+
+                matcher = matcher_for(account_id=account.id, region=detector.region)
+            inventory = inventory_load(account_id=account.id, region=detector.region)
+            state = DatabaseStateStore(account_id=account.id, region=detector.region)
+            body = open_body()
+            try:
+                result = Pipeline(matcher=matcher, inventory=inventory, state=state).process(
+                    source.kind, body, aws_account_id=account.aws_account_id, region=detector.region)
+            finally:
+                close = getattr(body, "close", None)
+                if close:
+                    close()
+            upserted = result_store(result=result, account=account, default_detector=detector)
+            inventory_save(inventory=inventory, account_id=account.id, region=detector.region)
+            state.flush()
+            now = timezone.now()
+            locked.status = ProcessedObject.Status.DONE
+            locked.attempts += 1
+            locked.records, locked.malformed = result.stats.records, result.stats.malformed
+            locked.bytes_uncompressed, locked.findings = result.stats.bytes_uncompressed, upserted.total
+            locked.processed_at, locked.error = now, ""
+            locked.save()
+            _source_progress(source, key=key, result=result)
+            return "done"
+    except UnreadableObject as exc:
+        return _object_attempt_failed(ledger, source, f"{key}: {exc.reason}")
+
+
+def _source_progress(source: LogSource, *, key: str, result: ObjectResult) -> None:
+    updates: dict[str, Any] = {
+        "objects_processed": F("objects_processed") + 1,
+        "records_processed": F("records_processed") + result.stats.records,
+        "malformed_records": F("malformed_records") + result.stats.malformed,
+    }
+    fresh = LogSource.objects.filter(pk=source.pk).values("last_object_key", "malformed_samples").get()
+    if key >= fresh["last_object_key"]:
+        updates["last_object_key"] = key
+        updates["last_object_modified"] = timezone.now()
+    if result.stats.malformed_samples:
+        samples = (result.stats.malformed_samples + list(fresh["malformed_samples"] or []))[:10]
+        updates["malformed_samples"] = [{"key": key, "sample": s} if isinstance(s, str) else s for s in samples]
+    LogSource.objects.filter(pk=source.pk).update(**updates)
+
+
+def _object_attempt_failed(ledger: ProcessedObject, source: LogSource, reason: str) -> str:
+    with transaction.atomic():
+        locked = ProcessedObject.objects.select_for_update().get(pk=ledger.pk)
+        locked.attempts += 1
+        locked.error = reason[:2000]
+        final = locked.attempts >= MAX_ATTEMPTS
+        if final:
+            locked.status = ProcessedObject.Status.FAILED
+        locked.save()
+        _source_error(source, reason)
+        if final:
+            LogSource.objects.filter(pk=source.pk).update(objects_failed=F("objects_failed") + 1)
+    if not final:
+        raise RetryableObjectError(reason)
+    logger.warning("object failed for good after %s attempts: %s", MAX_ATTEMPTS, reason)
+    return "failed"
