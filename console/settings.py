@@ -202,7 +202,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"FindingPublishingFrequencyEnum": "accounts.models.Detector.PublishingFrequency"},
+    "ENUM_NAME_OVERRIDES": {
+        "FindingPublishingFrequencyEnum": "accounts.models.Detector.PublishingFrequency",
+        "DestinationKindEnum": "findings.rules_models.Destination.Kind",
+        "DeliveryKindEnum": "findings.rules_models.Delivery.Kind",
+        "DestinationStatusEnum": "findings.rules_models.Destination.Status",
+        "DeliveryStatusEnum": "findings.rules_models.Delivery.Status",
+    },
 }
 
 # Login brute-force protection.
