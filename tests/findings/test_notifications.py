@@ -43,7 +43,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.requests.append({"headers": dict(self.headers), "body": body})
                 self.send_response(receiver.status)
@@ -272,7 +272,7 @@ def test_s3_export_writes_gzipped_json_lines_in_guardduty_layout(org, moto_serve
     assert len(keys) == 2
     for key in keys:
         assert key.startswith(f"gd/AWSLogs/{admin_account.aws_account_id}/GuardDuty/") and key.endswith(".jsonl.gz")
-    body = s3.get_object(Bucket="findings-export", Key=[k for k in keys if "/eu-west-1/" in k][0])["Body"].read()
+    body = s3.get_object(Bucket="findings-export", Key=next(k for k in keys if "/eu-west-1/" in k))["Body"].read()
     lines = gzip.decompress(body).decode().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [findings[1].finding_id]
 

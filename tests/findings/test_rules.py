@@ -49,8 +49,9 @@ def test_is_suppressed_hook_agrees_with_the_rule(org):
     admin_account, admin_user, member_account, _ = org
     rules.filter_create(actor=admin_user, account=admin_account, name="ssh", action="ARCHIVE",
                         criteria={"Criterion": {"type": {"Equals": [SSH_BRUTE]}, "severity": {"LessThan": 5}}})
-    from findings.services import FindingDraft
     from django.utils import timezone
+
+    from findings.services import FindingDraft
 
     now = timezone.now()
     low = FindingDraft(account_id=member_account.id, region="us-east-1", type=SSH_BRUTE, severity=2.0, dedup_key="x",
