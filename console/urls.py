@@ -14,6 +14,8 @@ urlpatterns = [
     path("findings/", include("findings.urls")),
     path("api/", include("accounts.api.urls")),
     path("api/", include("findings.api.urls")),
+    path("intel/", include("intel.urls")),
+    path("api/", include("intel.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -103,7 +103,7 @@ def _convert(field: Field, value: Any, attribute: str) -> Any:
         if field.kind == "time":
             return dt.datetime.fromtimestamp(int(value) / 1000, dt.UTC)
         if field.kind == "int":
-            return int(value)
+            return int(float(value)) if isinstance(value, str) and "." in value else int(value)
         if field.kind == "float":
             return float(value)
         if field.kind == "bool":

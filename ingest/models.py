@@ -80,7 +80,7 @@ class ProcessedObject(models.Model):
         FAILED = "failed"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="processed_objects")
-    source = models.ForeignKey(LogSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="objects")
+    source = models.ForeignKey(LogSource, null=True, blank=True, on_delete=models.SET_NULL, related_name="processed_objects")
     bucket = models.CharField(max_length=63)
     key = models.CharField(max_length=1024)
     etag = models.CharField(max_length=128)

@@ -46,8 +46,10 @@ def process_object_task(self, source_id: int, bucket: str, key: str, etag: str) 
     source = LogSource.objects.filter(pk=source_id).first()
     if source is None:
         return "gone"
-    try:
-        return object_process(source=source, bucket=bucket, key=key, etag=etag)
-    except RetryableObjectError as exc:
-        # Bounded: the ledger counts attempts and marks the object failed after MAX_ATTEMPTS.
-        raise self.retry(exc=exc, countdown=0 if self.request.is_eager else 30) from exc
+    while True:
+        try:
+            return object_process(source=source, bucket=bucket, key=key, etag=etag)
+        except RetryableObjectError as exc:
+            # Bounded: the ledger counts attempts and marks the object failed after MAX_ATTEMPTS.
+            if not self.request.is_eager:
+                raise self.retry(exc=exc, countdown=30) from exc
