@@ -12,6 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/", include("accounts.urls")),
     path("findings/", include("findings.urls")),
+    path("ingest/", include("ingest.urls")),
     path("api/", include("accounts.api.urls")),
     path("api/", include("findings.api.urls")),
     path("intel/", include("intel.urls")),
