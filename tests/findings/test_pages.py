@@ -106,6 +106,7 @@ def test_next_page_link_carries_the_filter_and_a_cursor(client, org, settings):
 
 
 def test_poll_counts_findings_newer_than_the_page(client, org):
+    """The page's poll URL carries the render time; the marker counts findings updated since."""
     make_finding(org["admin_account"], at=T0, now=T0)
     client.force_login(org["admin"])
     since = (T0 + timedelta(seconds=1)).isoformat()
@@ -186,7 +187,9 @@ def test_summary_counts_and_chart_follow_the_filter(client, org):
     make_finding(org["admin_account"], severity=8.0, at=now - timedelta(days=2))
     make_finding(org["admin_account"], severity=2.0, at=now, finding_type=SSH_BRUTE)
     client.force_login(org["admin"])
-    body = client.get(reverse("findings:list") + f"?type={PORT_PROBE}").content.decode()
+    page = client.get(reverse("findings:list") + f"?type={PORT_PROBE}").content.decode()
+    assert 'hx-get="/findings/summary/?type=' in page and 'hx-trigger="load"' in page
+    body = client.get(reverse("findings:summary") + f"?type={PORT_PROBE}").content.decode()
     assert "<strong>2</strong> findings" in body
     assert "High <strong>2</strong>" in body and "Low <strong>0</strong>" in body
     assert body.count('class="bar"') == 30

@@ -124,6 +124,7 @@ ACCESS: dict[str, Rule] = {
     "api-docs": Rule(get=SIGNED_IN, api=True),
     "findings:list": Rule(get=SIGNED_IN),
     "findings:poll": Rule(get=SIGNED_IN),
+    "findings:summary": Rule(get=SIGNED_IN),
     "findings:archive": Rule(post_only=True),
     "findings:samples": Rule(post_only=True),
     "findings:detail": Rule(get=ADMIN_SIDE, kwargs=_admin_finding),
