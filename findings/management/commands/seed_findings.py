@@ -31,8 +31,14 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--count", type=int, default=400, help="Detections to generate (they aggregate).")
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--force", action="store_true", help="Add findings even if some exist.")
 
-    def handle(self, *args, count: int, seed: int, **options) -> None:
+    def handle(self, *args, count: int, seed: int, force: bool = False, **options) -> None:
+        from findings.models import Finding
+
+        if Finding.objects.exists() and not force:
+            self.stdout.write("Findings exist already; nothing to do (use --force to add more).")
+            return
         rng = random.Random(seed)
         now = timezone.now()
         accounts = list(Account.objects.filter(detectors__isnull=False).distinct())
@@ -85,3 +91,30 @@ class Command(BaseCommand):
             ))
         result = findings_upsert_many(drafts=drafts)
         self.stdout.write(self.style.SUCCESS(f"{len(result.created)} findings created, {len(result.updated)} updated."))
+        self._usage(rng, accounts, now)
+
+    def _usage(self, rng: random.Random, accounts: list, now) -> None:
+        """Demo analysed volumes for the usage page (what the ingest pipeline meters from real logs)."""
+        from ingest.models import UsageRecord
+
+        if UsageRecord.objects.exists():
+            return
+        rows = []
+        for account in accounts:
+            for detector in account.detectors.all():
+                scale = rng.uniform(0.5, 2.0)
+                for back in range(30):
+                    day = (now - timedelta(days=back)).date()
+                    wave = 1 + 0.3 * ((back % 7) < 5)
+                    rows += [
+                        UsageRecord(account=account, region=detector.region, data_source="CLOUD_TRAIL", day=day,
+                                    events=int(180_000 * scale * wave * rng.uniform(.8, 1.2))),
+                        UsageRecord(account=account, region=detector.region, data_source="S3_LOGS", day=day,
+                                    resource="acme-prod-logs", events=int(900_000 * scale * wave * rng.uniform(.8, 1.2))),
+                        UsageRecord(account=account, region=detector.region, data_source="FLOW_LOGS", day=day,
+                                    bytes=int(6e9 * scale * wave * rng.uniform(.8, 1.2))),
+                        UsageRecord(account=account, region=detector.region, data_source="DNS_LOGS", day=day,
+                                    bytes=int(4e8 * scale * wave * rng.uniform(.8, 1.2))),
+                    ]
+        UsageRecord.objects.bulk_create(rows)
+        self.stdout.write(self.style.SUCCESS(f"{len(rows)} demo usage records created."))
