@@ -179,9 +179,6 @@ ACCESS: dict[str, Rule] = {
                            kwargs=lambda w: {"detector_id": w.admin_detector, "collection": "threat-intel-sets"}),
     "api-intel-set": Rule(get=ADMIN_SIDE, api=True, kwargs=lambda w: {
         "detector_id": w.admin_detector, "collection": "threat-intel-sets", "set_id": w.intel_set}),
-    "ingest:sources": Rule(get=SIGNED_IN),
-    "ingest:source_create": Rule(post_only=True),
-    "ingest:usage": Rule(get=SIGNED_IN),
     "gdapi:dispatch": Rule(skip="SigV4-signed GuardDuty protocol: tests/gdapi and test_gdapi_matrix"),
 }
 
