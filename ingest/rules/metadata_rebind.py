@@ -37,7 +37,7 @@ def metadata_rebind(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection
     hits = frame.filter(pl.col("answers").str.contains(IMDS).fill_null(False)
                         & ~pl.any_horizontal([pl.col("query_name").str.ends_with(s) for s in allowed]))
     hits = hits.with_columns(pl.coalesce("instance_id", "srcaddr").alias("resource_key"))
-    for group in group_rows(hits, ["resource_key", "query_name"], time="query_time", evidence=DNS_EVIDENCE + ["answers"]):
+    for group in group_rows(hits, ["resource_key", "query_name"], time="query_time", evidence=[*DNS_EVIDENCE, "answers"]):
         latest = group["_latest"]
         resource, name = instance_resource(ctx, latest)
         domain = group["query_name"]
