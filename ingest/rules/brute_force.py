@@ -54,19 +54,22 @@ CASES = [
     Case("SSH on port 2222 is not SSHBruteForce (port 22 only)", flows(_attempts(ATTACKER, 2222, 40))),
     Case("REJECTed SSH attempts: the port is closed", flows(_attempts(ATTACKER, 22, 60, action="REJECT"))),
     Case("the server's replies alone are not attempts", flows(_responses(ATTACKER, 22, 40))),
+    Case("a load balancer's TCP health checks on port 22", flows(
+        [flow("10.0.250.10", LOCAL, 40000 + i, 22, t=i * 10, packets=3, size=180) for i in range(120)])),
     Case("30 connections spread over 5 hours", flows(_attempts(ATTACKER, 22, 30, step=600))),
 ]
 
 
 @rule(source=FLOW, finding_types=tuple(t for t, _ in FAMILIES.values()), cases=CASES,
       settings={"min_attempts": Setting(20, "connections from one remote address within the window"),
-                "window_seconds": Setting(600, "sliding window for counting attempts")},
+                "window_seconds": Setting(600, "sliding window for counting attempts"),
+                "min_packets": Setting(5, "packets of a client record that tried to log in (health checks: 3)")},
       state="per (instance, remote address, service, role): attempts per minute of the last window")
 def brute_force(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     ports = {p: fam for fam, (_, ps) in FAMILIES.items() for p in ps}
     flows_ = orient(frame.filter((pl.col("protocol") == 6)
                                  & (pl.col("dstport").is_in(list(ports)) | pl.col("srcport").is_in(list(ports)))))
-    attempts = flows_.filter(pl.col("initiator") & (
+    attempts = flows_.filter(pl.col("initiator") & (pl.col("packets") >= ctx.setting("min_packets")) & (
         ((pl.col("direction") == "INBOUND") & pl.col("local_port").is_in(list(ports)) & (pl.col("action") == "ACCEPT"))
         | ((pl.col("direction") == "OUTBOUND") & pl.col("remote_port").is_in(list(ports)))))
     if attempts.is_empty():
