@@ -83,8 +83,13 @@ def orient(frame: pl.DataFrame) -> pl.DataFrame:
     ).drop("_src_n", "_dst_n", "_src_local")
 
 
-def epoch(col: str = "start") -> pl.Expr:
-    return pl.col(col).cast(pl.Int64)
+def oriented(frame: pl.DataFrame, ctx: RuleContext) -> pl.DataFrame:
+    """`orient(frame)`, computed once per frame and shared by every flow rule through its context
+    (the interface's address counts need the whole frame, not a rule's subset)."""
+    cache = ctx.__dict__.setdefault("_oriented", {})
+    if cache.get("frame") is not frame:
+        cache["frame"], cache["value"] = frame, orient(frame)
+    return cache["value"]
 
 
 # --- sliding windows in ctx.state ---------------------------------------------------------------

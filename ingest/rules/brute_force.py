@@ -17,7 +17,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, network_finding, orient, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, network_finding, oriented, window_fire
 
 FAMILIES = {
     "SSH": ("UnauthorizedAccess:EC2/SSHBruteForce", (22,)),
@@ -67,8 +67,8 @@ CASES = [
       state="per (instance, remote address, service, role): attempts per minute of the last window")
 def brute_force(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     ports = {p: fam for fam, (_, ps) in FAMILIES.items() for p in ps}
-    flows_ = orient(frame.filter((pl.col("protocol") == 6)
-                                 & (pl.col("dstport").is_in(list(ports)) | pl.col("srcport").is_in(list(ports)))))
+    flows_ = oriented(frame, ctx).filter((pl.col("protocol") == 6)
+                                         & (pl.col("dstport").is_in(list(ports)) | pl.col("srcport").is_in(list(ports))))
     attempts = flows_.filter(pl.col("initiator") & (pl.col("packets") >= ctx.setting("min_packets")) & (
         ((pl.col("direction") == "INBOUND") & pl.col("local_port").is_in(list(ports)) & (pl.col("action") == "ACCEPT"))
         | ((pl.col("direction") == "OUTBOUND") & pl.col("remote_port").is_in(list(ports)))))
