@@ -89,6 +89,9 @@ ACCESS: dict[str, Rule] = {
     "api-detector-resume": Rule(post_only=True, api=True, kwargs=lambda w: {"detector_id": w.admin_detector}),
     "api-schema": Rule(get=SIGNED_IN, api=True),
     "api-docs": Rule(get=SIGNED_IN, api=True),
+    "ingest:sources": Rule(get=SIGNED_IN),
+    "ingest:source_create": Rule(post_only=True),
+    "ingest:usage": Rule(get=SIGNED_IN),
     "gdapi:dispatch": Rule(skip="SigV4-signed GuardDuty protocol: tests/gdapi and test_gdapi_matrix"),
 }
 
