@@ -6,9 +6,10 @@ unigram estimates), trained at import on data shipped in ingest/rules/data/: mal
 popular domains (MIT) and a sample of English words (web2, public domain), see data/SOURCES.md.
 A name is scored by the mean log2-probability per character of its registrable label (the label
 left of the public suffix: `d1a2b3c4.cloudfront.net` is judged as `cloudfront`). One odd name
-proves nothing; DGA malware tries dozens, and most of them were never registered, so the rule
+proves nothing; DGA malware tries dozens, many of which were never registered, so the rule
 fires when an instance queries `min_names` distinct low-likelihood names within the window and
-at least `min_nxdomain_ratio` of them answered NXDOMAIN. Scoring is vectorised: each distinct
+at least `min_nxdomain_ratio` of them answered NXDOMAIN (many DGA names are registered or
+sinkholed: in Stratosphere's Simda capture only 45% fail). Scoring is vectorised: each distinct
 label is cut into trigrams, joined against the model's table and averaged.
 """
 
@@ -131,7 +132,7 @@ CASES = [
       settings={"max_score": Setting(-4.0, "labels whose mean log2-probability per character is below this are odd"),
                 "min_label_length": Setting(6, "shorter labels are too short to judge"),
                 "min_names": Setting(10, "distinct odd names of one instance within the window"),
-                "min_nxdomain_ratio": Setting(0.5, "share of those names that must have answered NXDOMAIN"),
+                "min_nxdomain_ratio": Setting(0.25, "share of those names that must have answered NXDOMAIN (Simda: 45%)"),
                 "window_seconds": Setting(3600, "sliding window")},
       state="per instance: the first time each odd name (and whether it was NXDOMAIN) was seen within the window")
 def dga_heuristic(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
