@@ -136,15 +136,20 @@ CASES = [
                 "window_seconds": Setting(3600, "sliding window")},
       state="per instance: the first time each odd name (and whether it was NXDOMAIN) was seen within the window")
 def dga_heuristic(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    names = frame.with_columns(registrable_expr().alias("domain")).with_columns(
+    # Names repeat all day: derive domain and label once per distinct name, then join back.
+    distinct = frame.select("query_name").unique().with_columns(registrable_expr().alias("domain")).with_columns(
         pl.col("domain").str.split(".").list.first().alias("label"),
         pl.col("domain").str.split(".").list.last().alias("tld"))
-    names = names.filter((pl.col("label").str.len_chars() >= ctx.setting("min_label_length"))
-                         & ~pl.col("tld").is_in(IGNORED_TLDS) & (pl.col("domain").str.count_matches(r"\.") >= 1))
+    distinct = distinct.filter((pl.col("label").str.len_chars() >= ctx.setting("min_label_length"))
+                               & ~pl.col("tld").is_in(IGNORED_TLDS) & (pl.col("domain").str.count_matches(r"\.") >= 1))
+    if distinct.is_empty():
+        return
+    scores = score_labels(distinct["label"]).filter(pl.col("score") < ctx.setting("max_score"))
+    odd_names = distinct.join(scores, on="label").drop("tld")
+    names = frame.join(odd_names, on="query_name")
     if names.is_empty():
         return
-    scores = score_labels(names["label"]).filter(pl.col("score") < ctx.setting("max_score"))
-    odd = names.join(scores, on="label").with_columns(
+    odd = names.with_columns(
         pl.coalesce("instance_id", "srcaddr").alias("key"),
         pl.concat_str((pl.col("rcode") == "NXDOMAIN").cast(pl.Int8).cast(pl.String), pl.col("domain"),
                       separator="|").alias("item"))
