@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.lock | cut -c1-12)
 PYTEST_ARGS ?= -m "not slow"
 
-.PHONY: venv run test lint migrate clean
+.PHONY: venv run test lint migrate clean bench
 
 venv: $(STAMP)
 
@@ -26,6 +26,9 @@ run: migrate
 
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: venv
+	$(BIN)/python -m bench $(if $(BENCH_SIZE),--size $(BENCH_SIZE),)
 
 lint: venv
 	$(BIN)/ruff check .

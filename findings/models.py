@@ -94,7 +94,8 @@ class Finding(models.Model):
 
     @property
     def arn(self) -> str:
-        detector_id = self.detector.detector_id if self.detector_id else "-"
+        detector = self.detector  # may be an unsaved Detector (offline analysis)
+        detector_id = detector.detector_id if detector is not None else "-"
         return (
             f"arn:{self.partition}:guardduty:{self.region}:{self.account.aws_account_id}:detector/{detector_id}"
             f"/finding/{self.finding_id}"

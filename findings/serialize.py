@@ -23,7 +23,7 @@ def finding_to_guardduty(finding: Finding) -> dict[str, Any]:
     info = dict(stored.pop("additionalInfo", None) or {})
     if finding.is_sample:
         info["sample"] = True
-    detector_id = finding.detector.detector_id if finding.detector_id else ""
+    detector_id = finding.detector.detector_id if finding.detector is not None else ""
     service: dict[str, Any] = {
         "serviceName": "guardduty",
         "detectorId": detector_id,

@@ -29,6 +29,7 @@ TRUSTED_BIT = 1 << 63
 MAX_SOURCES = 63
 _U32_LIMIT = 1 << 32
 _DEDUPE_SAMPLE = 2048
+_TABLE_SHIFT = 12  # table over the top 20 bits: 1M int32 entries (4 MB) per matcher
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,59 +146,95 @@ def ipv4_strings_to_u32(strs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     Raises TypeError for non-strings and ValueError for values containing a newline."""
     n = len(strs)
     if n <= _CHUNK:
-        return _u32_chunk(strs)
-    idx_parts, val_parts = [], []
+        idx, val = _u32_chunk(strs)
+        return (np.arange(n) if idx is None else idx), val
+    values = np.empty(n, np.uint32)
+    valid: np.ndarray | None = None  # None while every value so far was valid
     for start in range(0, n, _CHUNK):
-        idx, val = _u32_chunk(strs[start : start + _CHUNK])
-        idx_parts.append(idx + start)
-        val_parts.append(val)
-    return np.concatenate(idx_parts), np.concatenate(val_parts)
+        chunk = strs[start : start + _CHUNK]
+        idx, val = _u32_chunk(chunk)
+        if idx is None:
+            values[start : start + len(chunk)] = val
+            if valid is not None:
+                valid[start : start + len(chunk)] = True
+            continue
+        if valid is None:
+            valid = np.zeros(n, bool)
+            valid[:start] = True
+        valid[idx + start] = True
+        values[idx + start] = val
+    if valid is None:
+        return np.arange(n), values
+    idx = np.flatnonzero(valid)
+    return idx, values[idx]
 
 
-def _u32_chunk(strs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def _u32_chunk(strs: Sequence[str]) -> tuple[np.ndarray | None, np.ndarray]:
+    """(indices of the valid values, or None when all are valid; their uint32 values)."""
     n = len(strs)
     if n == 0:
-        return np.zeros(0, np.intp), np.zeros(0, np.uint32)
+        return None, np.zeros(0, np.uint32)
     # One buffer for the whole chunk: "a.b.c.d\n" per value; dots and newlines end the tokens.
     buf = np.frombuffer(("\n".join(strs) + "\n").encode("utf-8", "surrogatepass"), np.uint8)
     is_nl = buf == 10
-    sep = is_nl | (buf == 46)
-    sep_at = np.flatnonzero(sep)
+    sep_at = np.flatnonzero(is_nl | (buf == 46))
+    digit = buf - np.uint8(48)  # wraps: anything but 0-9 becomes >= 10
+    # Fast path: only digits and separators, 4n separators of which every fourth is a newline
+    # (with exactly n newlines, that means three dots per value).
+    if (
+        len(sep_at) == 4 * n
+        and np.count_nonzero(is_nl) == n
+        and is_nl[sep_at[3::4]].all()
+        and np.count_nonzero(digit >= 10) == 4 * n
+    ):
+        length = np.diff(sep_at, prepend=-1) - 1
+        value = _token_values(digit, sep_at, length)
+        if ((length - 1).astype(np.uint64) < 3).all() and value.max() <= 255 and not _leading_zero(digit, sep_at, length).any():
+            # Four octets side by side are a big-endian uint32.
+            return None, value.astype(np.uint8).view(">u4").astype(np.uint32)
+    return _u32_chunk_checked(strs, buf, is_nl, sep_at, digit)
+
+
+def _token_values(digit: np.ndarray, ends: np.ndarray, length: np.ndarray) -> np.ndarray:
+    # Right-aligned digits; the separator before a 1-digit token is masked by length >= 2, etc.
+    return (
+        digit[ends - 1].astype(np.uint16)
+        + digit[ends - 2].astype(np.uint16) * ((length >= 2) * np.uint16(10))
+        + digit[ends - 3].astype(np.uint16) * ((length >= 3) * np.uint16(100))
+    )
+
+
+def _leading_zero(digit: np.ndarray, ends: np.ndarray, length: np.ndarray) -> np.ndarray:
+    return (length >= 2) & (digit[ends - np.maximum(length, 1)] == 0)
+
+
+def _u32_chunk_checked(
+    strs: Sequence[str], buf: np.ndarray, is_nl: np.ndarray, sep_at: np.ndarray, digit: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """General path: find the well-formed values, convert those."""
+    n = len(strs)
     line_ends = np.flatnonzero(is_nl[sep_at])  # index in sep_at of each value's newline
     if len(line_ends) != n:
         raise ValueError("a value contains a newline")
-    digit = buf - np.uint8(48)  # wraps: anything but 0-9 becomes >= 10
+    ok = np.ones(n, bool)
+    sep = np.zeros(len(buf), bool)
+    sep[sep_at] = True
+    bad_chars = np.flatnonzero((digit >= 10) & ~sep)
+    if len(bad_chars):
+        ok[np.searchsorted(sep_at[line_ends], bad_chars)] = False
     tokens = np.diff(line_ends, prepend=-1)
-    if np.count_nonzero(digit >= 10) == len(sep_at) and (tokens == 4).all():
-        ok = None  # common case: only digits and separators, four tokens per value
-        ends = sep_at
-        length = np.diff(sep_at, prepend=-1) - 1
-    else:
-        ok = np.ones(n, bool)
-        bad_chars = np.flatnonzero((digit >= 10) & ~sep)
-        if len(bad_chars):
-            ok[np.searchsorted(sep_at[line_ends], bad_chars)] = False
-        ok &= tokens == 4
-        keep = np.flatnonzero(np.repeat(ok, tokens))  # the 4 tokens of each well-formed value
-        ends = sep_at[keep]
-        length = ends - np.concatenate(([-1], sep_at))[keep] - 1
-        if len(ends) == 0:
-            return np.zeros(0, np.intp), np.zeros(0, np.uint32)
-    two, three = length >= 2, length >= 3
-    # Right-aligned digits; the separator before a 1-digit token is masked by `two`, and so on.
-    value = (
-        digit[ends - 1].astype(np.uint16)
-        + digit[ends - 2].astype(np.uint16) * (two * np.uint16(10))
-        + digit[ends - 3].astype(np.uint16) * (three * np.uint16(100))
-    )
-    good_tok = (length >= 1) & (length <= 3) & (value <= 255) & ~(two & (digit[ends - length] == 0))
+    ok &= tokens == 4
+    keep = np.flatnonzero(np.repeat(ok, tokens))  # the 4 tokens of each well-formed value
+    ends = sep_at[keep]
+    if len(ends) == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.uint32)
+    length = ends - np.concatenate(([-1], sep_at))[keep] - 1
+    value = _token_values(digit, ends, length)
+    good_tok = (length >= 1) & (length <= 3) & (value <= 255) & ~_leading_zero(digit, ends, length)
     good = good_tok.reshape(-1, 4).all(axis=1)
-    v = value.reshape(-1, 4).astype(np.uint32)
+    v = value.reshape(-1, 4)[good].astype(np.uint32)
     u32 = (v[:, 0] << 24) | (v[:, 1] << 16) | (v[:, 2] << 8) | v[:, 3]
-    lines = np.arange(n) if ok is None else np.flatnonzero(ok)
-    if good.all():
-        return lines, u32
-    return lines[good], u32[good]
+    return np.flatnonzero(ok)[good], u32
 
 
 def _ipv4_batch(strs: list) -> tuple[list, np.ndarray, np.ndarray]:
@@ -234,6 +271,7 @@ class CompiledMatcher:
         if trusted is not None:
             parts.append((TRUSTED_BIT, trusted))
         self._build_v4(parts)
+        self._build_v4_table()
         self._build_v6(parts)
         self._domains: dict[str, int] = {}
         self._wildcards: dict[str, int] = {}
@@ -306,9 +344,27 @@ class CompiledMatcher:
             self._mask_hits[mask] = hits
         return hits
 
+    def _build_v4_table(self) -> None:
+        """A direct table over the top 20 bits of the address: for each /20 block without an
+        internal boundary, the segment index; -1 where a binary search is still needed. Random
+        lookups then skip `searchsorted` (whose cache misses dominate) ~90 % of the time."""
+        self._v4_table = None
+        if len(self._v4_bounds) < 4096:  # small enough to stay in cache: search directly
+            return
+        starts = np.arange(1 << (32 - _TABLE_SHIFT), dtype=np.int64) << _TABLE_SHIFT
+        bounds = self._v4_bounds.astype(np.int64)
+        first = np.searchsorted(bounds, starts, side="right")
+        last = np.searchsorted(bounds, starts + (1 << _TABLE_SHIFT) - 1, side="right")
+        self._v4_table = np.where(first == last, first, -1).astype(np.int32)
+
     def ipv4_masks(self, u32: np.ndarray) -> np.ndarray:
         """Masks for a uint32 array (for callers that already hold integer columns)."""
-        return self._v4_masks[np.searchsorted(self._v4_bounds, u32, side="right")]
+        if self._v4_table is None:
+            return self._v4_masks[np.searchsorted(self._v4_bounds, u32, side="right")]
+        segment = self._v4_table[u32 >> _TABLE_SHIFT]
+        need = np.flatnonzero(segment < 0)
+        segment[need] = np.searchsorted(self._v4_bounds, u32[need], side="right")
+        return self._v4_masks[segment]
 
     def _v6_mask(self, value: int) -> int:
         return self._v6_masks[bisect_right(self._v6_bounds, value)]
@@ -326,11 +382,13 @@ class CompiledMatcher:
             return int(self.ipv4_masks(np.array([int(mapped)], np.uint32))[0])
         return self._v6_mask(int(addr))
 
-    def _ip_masks(self, values: Iterable) -> Iterable[tuple[str, int]]:
+    def _ip_masks(self, values: Iterable) -> tuple[list[str], list[int]]:
+        """Matched values and their masks (trusted included), IPv4 in bulk, the rest one by one."""
         strs, idx, u32 = _ipv4_batch(_distinct(values))
         masks = self.ipv4_masks(u32)
-        for i in np.flatnonzero(masks).tolist():
-            yield strs[idx[i]], int(masks[i])
+        matched = np.flatnonzero(masks)
+        texts = [strs[i] for i in idx[matched].tolist()]
+        found = masks[matched].tolist()
         if len(idx) < len(strs):
             rest = np.ones(len(strs), bool)
             rest[idx] = False
@@ -339,16 +397,21 @@ class CompiledMatcher:
                 if isinstance(text, str) and ":" in text:
                     mask = self._scalar_mask(text)
                     if mask:
-                        yield text, mask
+                        texts.append(text)
+                        found.append(mask)
+        return texts, found
 
     # -- the contract
 
     def lookup_ips(self, values: Iterable) -> dict[str, tuple[IndicatorHit, ...]]:
         """Matched values only -> hits. Trusted IPs never appear."""
-        return {text: self.hits_for_mask(mask) for text, mask in self._ip_masks(values) if not mask & TRUSTED_BIT}
+        texts, masks = self._ip_masks(values)
+        table = {m: self.hits_for_mask(m) for m in set(masks) if not m & TRUSTED_BIT}
+        return {text: table[m] for text, m in zip(texts, masks, strict=True) if m in table}
 
     def trusted_ips(self, values: Iterable) -> set[str]:
-        return {text for text, mask in self._ip_masks(values) if mask & TRUSTED_BIT}
+        texts, masks = self._ip_masks(values)
+        return {text for text, m in zip(texts, masks, strict=True) if m & TRUSTED_BIT}
 
     def _domain_mask(self, value: str) -> int:
         name = value.strip().rstrip(".").lower()

@@ -81,6 +81,7 @@ def test_agrees_with_ipaddress_reference_on_random_data():
     exact = [f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}" for _ in range(3000)]
     trusted = exact[:50] + cidrs[:3]
     m = CompiledMatcher([(custom_hit("T"), compiled(*cidrs, *exact))], compiled(*trusted))
+    assert m._v4_table is not None  # large enough for the /20 direct table
     nets = [ipaddress.ip_network(c, strict=False) for c in cidrs + exact]
     tnets = [ipaddress.ip_network(c, strict=False) for c in trusted]
     queries = exact[:400] + [f"{rng.randrange(1, 223)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(256)}"
