@@ -33,6 +33,8 @@ class SessionAttributes(msgspec.Struct):
 class SessionContext(msgspec.Struct):
     sessionIssuer: SessionIssuer | None = None
     attributes: SessionAttributes | None = None
+    # Short-term, task-scoped root sessions (sts:AssumeRoot) carry "assumedRoot": "true".
+    assumedRoot: str | bool | None = None
 
 
 class UserIdentity(msgspec.Struct):
@@ -95,6 +97,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "ui_type": pl.String, "ui_principal_id": pl.String, "ui_arn": pl.String, "ui_account_id": pl.String,
     "ui_access_key_id": pl.String, "ui_user_name": pl.String, "ui_invoked_by": pl.String,
     "ui_issuer_type": pl.String, "ui_issuer_user_name": pl.String, "ui_issuer_arn": pl.String, "ui_mfa": pl.Boolean,
+    "ui_assumed_root": pl.Boolean,
     "request_parameters": pl.String, "response_elements": pl.String, "additional_event_data": pl.String,
 }
 
@@ -139,6 +142,7 @@ def events_to_frame(events: list[Event]) -> pl.DataFrame:
         "ui_issuer_user_name": [i.userName for i in issuers],
         "ui_issuer_arn": [i.arn for i in issuers],
         "ui_mfa": [_flag(c.attributes.mfaAuthenticated) if c.attributes else None for c in ctxs],
+        "ui_assumed_root": [_flag(c.assumedRoot) for c in ctxs],
         "request_parameters": [_raw_text(e.requestParameters) for e in events],
         "response_elements": [_raw_text(e.responseElements) for e in events],
         "additional_event_data": [_raw_text(e.additionalEventData) for e in events],
