@@ -112,6 +112,7 @@ class Pipeline:
             for detection in rule.evaluate(frame, ctx):
                 detection.region = detection.region or region
                 result.detections.append(detection)
+                ctx.detections.append(detection)
         self._meter(kind, frame, result, region)
 
     def _context(self, kind: str, frame: pl.DataFrame, *, aws_account_id: str, region: str) -> RuleContext:
