@@ -57,6 +57,12 @@ def by_caller() -> pl.Expr:
 # --- addresses --------------------------------------------------------------------------------------
 
 
+def not_service() -> pl.Expr:
+    """Calls a principal is answerable for, including those a service such as CloudFormation made
+    with the principal's credentials (invokedBy): only AWS's own service events are left out."""
+    return (pl.col("event_type").fill_null("AwsApiCall") != "AwsServiceEvent") & (pl.col("ui_type").fill_null("") != "AWSService")
+
+
 def parse_ip(value: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """The address, or None for hostnames ('ec2.amazonaws.com'), 'AWS Internal' and anonymised junk
     such as '08.1.250.216' (which the public detonation logs contain)."""

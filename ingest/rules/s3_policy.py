@@ -20,11 +20,11 @@ import polars as pl
 from ingest.rules import CLOUDTRAIL, Case, Detection, RuleContext, rule
 from ingest.rules._ct import (
     bucket_expr,
-    by_caller,
     ct_detection,
     decode,
     envelope,
     event,
+    not_service,
     principal_name,
     rows_of,
     succeeded,
@@ -89,7 +89,8 @@ def _cases_bpa() -> list[Case]:
 @rule(source=CLOUDTRAIL, finding_types=(ACCOUNT_BPA, BUCKET_BPA), cases=_cases_bpa(),
       state="Block Public Access flags per bucket and for the account (unknown = on, the default for new buckets)")
 def block_public_access_disabled(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    calls = frame.filter(by_caller() & succeeded() & pl.col("event_name").is_in([
+    calls = frame.filter(not_service() & succeeded() & (pl.col("event_source") == "s3.amazonaws.com")
+                         & pl.col("event_name").is_in([
         "PutBucketPublicAccessBlock", "DeleteBucketPublicAccessBlock",
         "PutAccountPublicAccessBlock", "DeleteAccountPublicAccessBlock"])).with_columns(bucket_expr().alias("bucket"))
     if calls.is_empty():
@@ -263,7 +264,8 @@ def _cases_grants() -> list[Case]:
 @rule(source=CLOUDTRAIL, finding_types=(ANONYMOUS, AUTHENTICATED), cases=_cases_grants(),
       state="reads the Block Public Access flags kept by s3_policy.block_public_access_disabled")
 def bucket_access_granted(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    calls = frame.filter(by_caller() & succeeded() & pl.col("event_name").is_in(["PutBucketPolicy", "PutBucketAcl",
+    calls = frame.filter(not_service() & succeeded() & (pl.col("event_source") == "s3.amazonaws.com")
+                         & pl.col("event_name").is_in(["PutBucketPolicy", "PutBucketAcl",
                                                                                   "CreateBucket"])
                          & pl.col("request_parameters").str.contains(
                              r'\*|AllUsers|AuthenticatedUsers|public-read|authenticated-read')

@@ -18,11 +18,11 @@ import polars as pl
 from ingest.rules import CLOUDTRAIL, Case, Detection, RuleContext, Setting, rule
 from ingest.rules._ct import (
     bucket_expr,
-    by_caller,
     ct_detection,
     decode,
     envelope,
     event,
+    not_service,
     principal_key,
     principal_name,
     rows_of,
@@ -106,7 +106,7 @@ def _trail_cases() -> list[Case]:
             "per trail bucket: its trail")
 def cloudtrail_logging_disabled(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     calls = frame.filter(
-        by_caller() & succeeded() & (
+        not_service() & succeeded() & (
             ((pl.col("event_source") == CT) & pl.col("event_name").is_in(TRAIL_EVENTS))
             | ((pl.col("event_source") == "s3.amazonaws.com") & (pl.col("event_name") == "DeleteBucket"))))
     if calls.is_empty():
@@ -276,7 +276,7 @@ def _policy_cases() -> list[Case]:
 @rule(source=CLOUDTRAIL, finding_types=(POLICY_TYPE,), cases=_policy_cases(),
       state="the account's current password policy (as last set), to measure how much a change weakens it")
 def password_policy_change(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    calls = frame.filter(by_caller() & succeeded() & (pl.col("event_source") == IAM)
+    calls = frame.filter(not_service() & succeeded() & (pl.col("event_source") == IAM)
                          & pl.col("event_name").is_in(["UpdateAccountPasswordPolicy", "DeleteAccountPasswordPolicy"]))
     if calls.is_empty():
         return
@@ -330,7 +330,8 @@ def _logging_cases() -> list[Case]:
 @rule(source=CLOUDTRAIL, finding_types=(S3_LOG_TYPE,), cases=_logging_cases(),
       state="per bucket: whether server access logging is on, so that switching off a bucket already off is quiet")
 def server_access_logging_disabled(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    calls = frame.filter(by_caller() & succeeded() & (pl.col("event_name") == "PutBucketLogging")
+    calls = frame.filter(not_service() & succeeded() & (pl.col("event_name") == "PutBucketLogging")
+                         & (pl.col("event_source") == "s3.amazonaws.com")
                          & pl.col("request_parameters").str.contains("BucketLoggingStatus", literal=True)
                          ).with_columns(bucket_expr().alias("bucket"),
                                         pl.col("request_parameters").str.contains('"LoggingEnabled"', literal=True)
