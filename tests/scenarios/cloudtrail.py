@@ -189,7 +189,7 @@ def _benign(acct: Account, days: int, scenario: Scenario) -> dict[str, Any]:
     data_bucket, logs_bucket = f"app-data-{a}", f"app-logs-{a}"
     for day in range(days):
         base = START + timedelta(days=day)
-        for user, (country, office, home, apis) in people.items():
+        for user, (_country, office, home, apis) in people.items():
             if user == "dave" and day == 1:
                 continue  # travelling: signs in from the US a day after Japan (below)
             login_ip = home if rng.random() < 0.3 else office
