@@ -9,7 +9,8 @@ batches, so a large object streams.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import IO
+from operator import attrgetter
+from typing import IO, Any
 
 import msgspec
 import polars as pl
@@ -20,7 +21,9 @@ STREAM_THRESHOLD = CHUNK_BYTES
 _RECORD_START = b'{"eventVersion":'
 
 
-class SessionIssuer(msgspec.Struct, omit_defaults=True):
+# Nested structs default to an empty instance (msgspec calls the factory only when the key is
+# missing), so columns are read with C-level attrgetter chains instead of per-event Python.
+class SessionIssuer(msgspec.Struct):
     type: str | None = None
     userName: str | None = None
     arn: str | None = None
@@ -31,10 +34,15 @@ class SessionAttributes(msgspec.Struct):
 
 
 class SessionContext(msgspec.Struct):
+<<<<<<< HEAD
     sessionIssuer: SessionIssuer | None = None
     attributes: SessionAttributes | None = None
     # Short-term, task-scoped root sessions (sts:AssumeRoot) carry "assumedRoot": "true".
     assumedRoot: str | bool | None = None
+=======
+    sessionIssuer: SessionIssuer | None = msgspec.field(default_factory=SessionIssuer)
+    attributes: SessionAttributes | None = msgspec.field(default_factory=SessionAttributes)
+>>>>>>> refs/heads/ingest
 
 
 class UserIdentity(msgspec.Struct):
@@ -45,7 +53,7 @@ class UserIdentity(msgspec.Struct):
     accessKeyId: str | None = None
     userName: str | None = None
     invokedBy: str | None = None
-    sessionContext: SessionContext | None = None
+    sessionContext: SessionContext | None = msgspec.field(default_factory=SessionContext)
 
 
 _NULL = msgspec.Raw(b"null")
@@ -66,7 +74,7 @@ class Event(msgspec.Struct):
     readOnly: bool | str | None = None
     recipientAccountId: str | None = None
     vpcEndpointId: str | None = None
-    userIdentity: UserIdentity | None = None
+    userIdentity: UserIdentity | None = msgspec.field(default_factory=UserIdentity)
     requestParameters: msgspec.Raw = _NULL
     responseElements: msgspec.Raw = _NULL
     additionalEventData: msgspec.Raw = _NULL
@@ -92,27 +100,57 @@ SCHEMA: dict[str, pl.DataType] = {
     "event_time": pl.Datetime("us", "UTC"),
     "event_source": pl.String, "event_name": pl.String, "region": pl.String, "source_ip": pl.String,
     "user_agent": pl.String, "error_code": pl.String, "event_id": pl.String, "event_type": pl.String,
+<<<<<<< HEAD
     "event_category": pl.String, "read_only": pl.Boolean, "recipient_account_id": pl.String,
     "vpc_endpoint_id": pl.String,
     "ui_type": pl.String, "ui_principal_id": pl.String, "ui_arn": pl.String, "ui_account_id": pl.String,
     "ui_access_key_id": pl.String, "ui_user_name": pl.String, "ui_invoked_by": pl.String,
     "ui_issuer_type": pl.String, "ui_issuer_user_name": pl.String, "ui_issuer_arn": pl.String, "ui_mfa": pl.Boolean,
     "ui_assumed_root": pl.Boolean,
+=======
+    "event_category": pl.String, "recipient_account_id": pl.String,
+    "ui_type": pl.String, "ui_principal_id": pl.String, "ui_arn": pl.String, "ui_access_key_id": pl.String,
+    "ui_user_name": pl.String, "ui_invoked_by": pl.String, "ui_issuer_user_name": pl.String,
+>>>>>>> refs/heads/ingest
     "request_parameters": pl.String, "response_elements": pl.String, "additional_event_data": pl.String,
 }
 
 
-def _flag(value: bool | str | None) -> bool | None:
-    if value is None or isinstance(value, bool):
-        return value
-    return value.lower() == "true"
+# Event names whose requestParameters/responseElements some consumer reads (rules declare theirs in
+# RAW_EVENT_NAMES; S3 data events always, for the per-bucket usage). Decoding every event's blobs to
+# text would cost more than parsing the event.
+RAW_EVENT_NAMES: set[str] = {"RunInstances", "CreateNetworkInterface"}
+
+# Frame column -> Event attribute path. Only what rules, inventory and metering read: each column
+# costs one pass over the events (the dominant cost after decoding); add a column here when a rule
+# needs it.
+_TOP = {
+    "event_source": "eventSource", "event_name": "eventName", "region": "awsRegion", "source_ip": "sourceIPAddress",
+    "user_agent": "userAgent", "error_code": "errorCode", "event_id": "eventID", "event_type": "eventType",
+    "event_category": "eventCategory", "recipient_account_id": "recipientAccountId",
+}
+_IDENTITY = {
+    "ui_type": "type", "ui_principal_id": "principalId", "ui_arn": "arn", "ui_access_key_id": "accessKeyId",
+    "ui_user_name": "userName", "ui_invoked_by": "invokedBy",
+}
+_ISSUER = {"ui_issuer_user_name": "userName"}
+_COLUMNS = {**_TOP, **{k: f"userIdentity.{v}" for k, v in _IDENTITY.items()},
+            **{k: f"userIdentity.sessionContext.sessionIssuer.{v}" for k, v in _ISSUER.items()}}
 
 
 def _raw_text(raw: msgspec.Raw) -> str | None:
     return None if raw == _NULL else bytes(raw).decode("utf-8", "replace")
 
 
+def _column(items: list[Any], attr: str) -> list[Any]:
+    try:
+        return list(map(attrgetter(attr), items))
+    except AttributeError:  # an explicit JSON null on the way (e.g. "sessionContext": null)
+        return [getattr(item, attr, None) for item in items]
+
+
 def events_to_frame(events: list[Event]) -> pl.DataFrame:
+<<<<<<< HEAD
     """Typed events into a frame (one pass per column: cheaper than a dict per event)."""
     uis = [e.userIdentity or _EMPTY_UI for e in events]
     ctxs = [u.sessionContext or _EMPTY_CTX for u in uis]
@@ -148,17 +186,39 @@ def events_to_frame(events: list[Event]) -> pl.DataFrame:
         "additional_event_data": [_raw_text(e.additionalEventData) for e in events],
     }
     times = columns.pop("event_time")
+=======
+    """Typed events into a frame: one C-level pass per column, no dict per event."""
+    columns: dict[str, list[Any]] = {name: list(map(attrgetter(attr), events)) for name, attr in _TOP.items()}
+    identities = _column(events, "userIdentity")
+    for name, attr in _IDENTITY.items():
+        columns[name] = _column(identities, attr)
+    issuers = _column(_column(identities, "sessionContext"), "sessionIssuer")
+    for name, attr in _ISSUER.items():
+        columns[name] = _column(issuers, attr)
+    n = len(events)
+    request: list[str | None] = [None] * n
+    response: list[str | None] = [None] * n
+    extra: list[str | None] = [None] * n
+    wanted = RAW_EVENT_NAMES
+    for i, (name, category) in enumerate(zip(columns["event_name"], columns["event_category"], strict=True)):
+        if name in wanted or category == "Data":
+            event = events[i]
+            request[i] = _raw_text(event.requestParameters)
+            response[i] = _raw_text(event.responseElements)
+            extra[i] = _raw_text(event.additionalEventData)
+    columns["request_parameters"], columns["response_elements"], columns["additional_event_data"] = request, response, extra
+    times = [e.eventTime or e.atTimestamp for e in events]
+>>>>>>> refs/heads/ingest
     frame = pl.DataFrame(columns, schema={k: v for k, v in SCHEMA.items() if k != "event_time"})
     return frame.with_columns(parse_times(pl.Series("event_time", times, pl.String))).select(list(SCHEMA))
 
 
-_EMPTY_UI = UserIdentity()
-_EMPTY_CTX = SessionContext()
-_EMPTY_ISSUER = SessionIssuer()
-
-
 def parse_times(values: pl.Series) -> pl.Series:
     """ISO-8601 timestamps as CloudTrail and the resolver write them (with or without fraction, 'T' or ' ')."""
+    # Fast path: AWS's own "2024-05-01T12:00:00Z" (4x cheaper than the general parse below).
+    fast = values.str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%M:%SZ", strict=False)
+    if fast.null_count() == values.null_count():
+        return fast.alias(values.name)
     s = values.str.replace(" ", "T", literal=True).str.strip_suffix("Z")
     parsed = s.str.to_datetime("%Y-%m-%dT%H:%M:%S%.f", time_unit="us", strict=False).fill_null(
         s.str.to_datetime("%Y-%m-%dT%H:%M:%S", time_unit="us", strict=False)

@@ -120,11 +120,13 @@ def instance_credential_exfiltration(frame: pl.DataFrame, ctx: RuleContext) -> I
         if parse_ip(ip) is not None and ip not in homes.setdefault(instance, set()):
             homes[instance].add(ip)
             changed.add(instance)
-    pairs = uses.group_by("instance", "source_ip").agg(pl.col("event_time").min().alias("first")).sort("first")
+    pairs = uses.sort("event_time").group_by("instance", "source_ip", maintain_order=True).agg(
+        pl.col("event_time").first().alias("first"), pl.col("event_source").first().alias("service"),
+        pl.col("region").first().alias("call_region")).sort("first")
     candidate_ips = [ip for ip in pairs["source_ip"].unique().to_list() if ip not in humans]
     humans.update({k.split(":", 1)[1]: v for k, v in ctx.state_get([f"human:{ip}" for ip in candidate_ips]).items()})
     flagged: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
-    for instance, ip, first in pairs.iter_rows():
+    for instance, ip, first, service, call_region in pairs.iter_rows():
         addr = parse_ip(ip)
         if addr is None:
             continue
@@ -147,13 +149,12 @@ def instance_credential_exfiltration(frame: pl.DataFrame, ctx: RuleContext) -> I
             verdict = (INSIDE, {"reason": f"people call from the same AWS address ({aws.region})"})
         elif ctx.setting("region_check"):
             home_regions = {r.region for r in (ranges.lookup(h) for h in home) if r is not None}
-            row = uses.filter((pl.col("instance") == instance) & (pl.col("source_ip") == ip)).row(0, named=True)
             if home_regions and aws.region not in home_regions and aws.region != "GLOBAL":
                 verdict = (INSIDE, {"reason": f"an AWS address in {aws.region}, the instance's addresses are in "
                                               f"{', '.join(sorted(home_regions))}"})
-            elif (not home_regions and row["event_source"] not in GLOBAL_SERVICES and aws.region != "GLOBAL"
-                  and row["region"] and aws.region != row["region"]):
-                verdict = (INSIDE, {"reason": f"an AWS address in {aws.region} calling {row['region']}"})
+            elif (not home_regions and service not in GLOBAL_SERVICES and aws.region != "GLOBAL"
+                  and call_region and aws.region != call_region):
+                verdict = (INSIDE, {"reason": f"an AWS address in {aws.region} calling {call_region}"})
         if verdict is None:
             if len(home) < MAX_HOME:
                 home.add(ip)
