@@ -176,6 +176,9 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_INGEST_DISCOVER_SECONDS", 60)),
         "options": {"expires": 240},
     },
+    # Findings to destinations: new ones within a minute, updates at the detector's frequency.
+    "findings-publish": {"task": "findings.publish", "schedule": 60.0},
+    "findings-deliver": {"task": "findings.deliver", "schedule": 30.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -232,5 +235,13 @@ VIGIL_REGIONS = env_list(
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL")
 # GuardDuty-compatible API (/gd/): allowed clock skew of a SigV4-signed request, as AWS (5 minutes).
 VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS = env_int("VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS", 300)
+# Findings console and notifications.
+VIGIL_FINDINGS_POLL_SECONDS = env_int("VIGIL_FINDINGS_POLL_SECONDS", 5)
+VIGIL_SUPPRESSION_PROPOSAL_THRESHOLD = env_int("VIGIL_SUPPRESSION_PROPOSAL_THRESHOLD", 3)
+VIGIL_DESTINATION_QUEUE_MAX = env_int("VIGIL_DESTINATION_QUEUE_MAX", 10000)
+VIGIL_DELIVERY_BACKOFF_BASE_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_BASE_SECONDS", 30)
+VIGIL_DELIVERY_BACKOFF_MAX_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_MAX_SECONDS", 3600)
+# Plain-http webhook URLs (development and loopback tests only).
+VIGIL_DESTINATIONS_ALLOW_HTTP = env_bool("VIGIL_DESTINATIONS_ALLOW_HTTP", DEBUG)
 
 os.environ.setdefault("POLARS_MAX_THREADS", "1")
