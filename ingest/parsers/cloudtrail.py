@@ -14,7 +14,7 @@ from typing import IO
 import msgspec
 import polars as pl
 
-from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, gc_paused, read_chunks
+from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, check_buffer, gc_paused, read_chunks
 
 STREAM_THRESHOLD = CHUNK_BYTES
 _RECORD_START = b'{"eventVersion":'
@@ -225,9 +225,13 @@ def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = 
             yield events_to_frame(events)
 
 
-def _counted(chunks: Iterator[bytes], stats: ParseStats) -> Iterator[bytes]:
+def _counted(chunks: Iterator[bytes], stats: ParseStats, *, whole: bool = True) -> Iterator[bytes]:
+    held = 0
     for chunk in chunks:
         stats.bytes_uncompressed += len(chunk)
+        held += len(chunk)
+        if whole:  # the object is read whole: bound it
+            check_buffer(held, "a CloudTrail object outside AWS's delivery layout")
         yield chunk
 
 
@@ -235,10 +239,11 @@ def _stream_records(first: bytes, chunks: Iterator[bytes], stats: ParseStats) ->
     start = first.index(b"[") + 1
     buffer = first[start:]
     sep = b"," + _RECORD_START
-    for chunk in _counted(chunks, stats):
+    for chunk in _counted(chunks, stats, whole=False):
         buffer += chunk
         cut = buffer.rfind(sep)
         if cut <= 0:
+            check_buffer(len(buffer), "a CloudTrail record")
             continue
         body, buffer = buffer[:cut], buffer[cut + 1:]
         yield from _batch(body, stats)
