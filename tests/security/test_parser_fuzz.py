@@ -237,7 +237,7 @@ def test_stix1_xml(values, kind):
 
 def test_stix1_entity_expansion_refused():
     """Billion laughs: expat's amplification limit refuses it as a format error, quickly."""
-    entities = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{("&a%d;" % (i - 1)) * 10}">' for i in range(1, 10))
+    entities = '<!ENTITY a0 "lol">' + "".join(f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10))
     doc = f'<?xml version="1.0"?><!DOCTYPE stix [{entities}]><stix:STIX_Package xmlns:stix="x">&a9;</stix:STIX_Package>'
     with pytest.raises(ListFormatError):
         parse_list(doc.encode(), "STIX")
