@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
-from isal import igzip
+from isal import igzip, igzip_lib
 
 CHUNK_BYTES = 32 * 1024 * 1024
 MALFORMED_SAMPLES = 5
@@ -70,7 +70,7 @@ def read_chunks(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[b
             if not chunk:
                 return
             yield chunk
-    except (OSError, EOFError, zlib.error, igzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error, igzip.BadGzipFile, igzip_lib.IsalError) as exc:
         raise UnreadableObject(f"cannot decompress: {exc}") from exc
 
 
