@@ -70,6 +70,8 @@ def read_chunks(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[b
             if not chunk:
                 return
             yield chunk
+    except (ConnectionError, TimeoutError):
+        raise  # the network, not the object: the task's transient-error retry handles it
     except (OSError, EOFError, zlib.error, igzip.BadGzipFile, igzip_lib.IsalError) as exc:
         raise UnreadableObject(f"cannot decompress: {exc}") from exc
 
