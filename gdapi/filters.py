@@ -61,13 +61,15 @@ def filter_get(*, actor: Any, account: Account, region: str, name: str) -> Saved
 def filter_update(*, actor: Any, account: Account, region: str, name: str, description: str | None = None,
                   action: str | None = None, rank: int | None = None, criteria: dict[str, Any] | None = None,
                   tags: dict[str, str] | None = None) -> SavedFilter:
+    # Checked against the request's own account first, so a member is told it is the administrator's
+    # filter (AccessDeniedException), not that the filter does not exist.
+    access.require_manager_role(actor, account, access.TRIAGE_ROLES, what="manage suppression rules")
     item = filter_get(actor=actor, account=account, region=region, name=name)
     changes = {k: v for k, v in {"description": description, "action": action, "rank": rank,
                                  "criteria": criteria}.items() if v is not None}
     if changes:
         item = rules.filter_update(actor=actor, saved_filter=item, **changes)
     if tags is not None:
-        access.require_manager_role(actor, item.account, access.TRIAGE_ROLES, what="manage suppression rules")
         item.tags = tags
         item.save(update_fields=["tags", "updated_at"])
     return item
@@ -75,4 +77,5 @@ def filter_update(*, actor: Any, account: Account, region: str, name: str, descr
 
 @transaction.atomic
 def filter_delete(*, actor: Any, account: Account, region: str, name: str) -> None:
+    access.require_manager_role(actor, account, access.TRIAGE_ROLES, what="manage suppression rules")
     rules.filter_delete(actor=actor, saved_filter=filter_get(actor=actor, account=account, region=region, name=name))
