@@ -82,7 +82,7 @@ def test_filter_crud_and_suppression(org, make_client):
     gd.delete_filter(DetectorId=det, FilterName="bastion-probes")
     assert gd.list_filters(DetectorId=det)["FilterNames"] == ["high.only"]
     assert [e.action for e in AuditEvent.objects.filter(account=admin.account, target="bastion-probes")
-            .order_by("id")] == ["filter.create", "filter.update", "filter.delete"]
+            .order_by("id")] == ["filter.created", "filter.updated", "filter.updated", "filter.deleted"]
 
 
 def test_filter_validation(principal_factory, make_client):
