@@ -83,6 +83,8 @@ def cloudtrail_frame_adapt(frame: pl.DataFrame) -> pl.DataFrame:
     extra = [pl.lit(None, dtype=pl.String).alias(c) for c in OPTIONAL if c not in frame.columns]
     if extra:
         frame = frame.with_columns(extra)
+    # Only the model's columns: joins and filters below then copy a fraction of the parser's frame.
+    frame = frame.select(*REQUIRED, *OPTIONAL)
     if frame.schema["event_time"] == pl.String:
         frame = frame.with_columns(pl.col("event_time").str.to_datetime(time_zone="UTC"))
     elif getattr(frame.schema["event_time"], "time_zone", None) is None:
