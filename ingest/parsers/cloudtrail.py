@@ -15,7 +15,7 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, gc_paused, read_chunks
+from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, check_buffer, gc_paused, read_chunks
 
 STREAM_THRESHOLD = CHUNK_BYTES
 _RECORD_START = b'{"eventVersion":'
@@ -36,6 +36,8 @@ class SessionAttributes(msgspec.Struct):
 class SessionContext(msgspec.Struct):
     sessionIssuer: SessionIssuer | None = msgspec.field(default_factory=SessionIssuer)
     attributes: SessionAttributes | None = msgspec.field(default_factory=SessionAttributes)
+    # Short-term, task-scoped root sessions (sts:AssumeRoot) carry "assumedRoot": "true".
+    assumedRoot: str | bool | None = None
 
 
 class UserIdentity(msgspec.Struct):
@@ -93,9 +95,10 @@ SCHEMA: dict[str, pl.DataType] = {
     "event_time": pl.Datetime("us", "UTC"),
     "event_source": pl.String, "event_name": pl.String, "region": pl.String, "source_ip": pl.String,
     "user_agent": pl.String, "error_code": pl.String, "event_id": pl.String, "event_type": pl.String,
-    "event_category": pl.String, "recipient_account_id": pl.String,
+    "event_category": pl.String, "recipient_account_id": pl.String, "vpc_endpoint_id": pl.String,
     "ui_type": pl.String, "ui_principal_id": pl.String, "ui_arn": pl.String, "ui_access_key_id": pl.String,
-    "ui_user_name": pl.String, "ui_invoked_by": pl.String, "ui_issuer_user_name": pl.String,
+    "ui_user_name": pl.String, "ui_invoked_by": pl.String, "ui_account_id": pl.String,
+    "ui_issuer_user_name": pl.String, "ui_issuer_arn": pl.String, "ui_assumed_root": pl.Boolean,
     "request_parameters": pl.String, "response_elements": pl.String, "additional_event_data": pl.String,
 }
 
@@ -103,7 +106,17 @@ SCHEMA: dict[str, pl.DataType] = {
 # Event names whose requestParameters/responseElements some consumer reads (rules declare theirs in
 # RAW_EVENT_NAMES; S3 data events always, for the per-bucket usage). Decoding every event's blobs to
 # text would cost more than parsing the event.
-RAW_EVENT_NAMES: set[str] = {"RunInstances", "CreateNetworkInterface"}
+RAW_EVENT_NAMES: set[str] = {
+    "RunInstances", "CreateNetworkInterface",
+    # ingest/rules/stealth.py: trails, trail buckets, password policy, server access logging
+    "CreateTrail", "UpdateTrail", "StartLogging", "StopLogging", "DeleteTrail", "PutEventSelectors", "DeleteBucket",
+    "UpdateAccountPasswordPolicy", "PutBucketLogging",
+    # ingest/rules/s3_policy.py: Block Public Access, bucket policies and ACLs
+    "PutBucketPublicAccessBlock", "DeleteBucketPublicAccessBlock", "PutAccountPublicAccessBlock",
+    "DeleteAccountPublicAccessBlock", "PutBucketPolicy", "PutBucketAcl", "CreateBucket",
+    # ingest/rules/console_login.py: the sign-in's outcome is in responseElements
+    "ConsoleLogin",
+}
 
 # Frame column -> Event attribute path. Only what rules, inventory and metering read: each column
 # costs one pass over the events (the dominant cost after decoding); add a column here when a rule
@@ -111,13 +124,13 @@ RAW_EVENT_NAMES: set[str] = {"RunInstances", "CreateNetworkInterface"}
 _TOP = {
     "event_source": "eventSource", "event_name": "eventName", "region": "awsRegion", "source_ip": "sourceIPAddress",
     "user_agent": "userAgent", "error_code": "errorCode", "event_id": "eventID", "event_type": "eventType",
-    "event_category": "eventCategory", "recipient_account_id": "recipientAccountId",
+    "event_category": "eventCategory", "recipient_account_id": "recipientAccountId", "vpc_endpoint_id": "vpcEndpointId",
 }
 _IDENTITY = {
     "ui_type": "type", "ui_principal_id": "principalId", "ui_arn": "arn", "ui_access_key_id": "accessKeyId",
-    "ui_user_name": "userName", "ui_invoked_by": "invokedBy",
+    "ui_user_name": "userName", "ui_invoked_by": "invokedBy", "ui_account_id": "accountId",
 }
-_ISSUER = {"ui_issuer_user_name": "userName"}
+_ISSUER = {"ui_issuer_user_name": "userName", "ui_issuer_arn": "arn"}
 _COLUMNS = {**_TOP, **{k: f"userIdentity.{v}" for k, v in _IDENTITY.items()},
             **{k: f"userIdentity.sessionContext.sessionIssuer.{v}" for k, v in _ISSUER.items()}}
 
@@ -139,9 +152,12 @@ def events_to_frame(events: list[Event]) -> pl.DataFrame:
     identities = _column(events, "userIdentity")
     for name, attr in _IDENTITY.items():
         columns[name] = _column(identities, attr)
-    issuers = _column(_column(identities, "sessionContext"), "sessionIssuer")
+    contexts = _column(identities, "sessionContext")
+    issuers = _column(contexts, "sessionIssuer")
     for name, attr in _ISSUER.items():
         columns[name] = _column(issuers, attr)
+    columns["ui_assumed_root"] = [None if v is None else v is True or str(v).lower() == "true"
+                                  for v in _column(contexts, "assumedRoot")]
     n = len(events)
     request: list[str | None] = [None] * n
     response: list[str | None] = [None] * n
@@ -235,9 +251,13 @@ def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = 
             yield events_to_frame(events)
 
 
-def _counted(chunks: Iterator[bytes], stats: ParseStats) -> Iterator[bytes]:
+def _counted(chunks: Iterator[bytes], stats: ParseStats, *, whole: bool = True) -> Iterator[bytes]:
+    held = 0
     for chunk in chunks:
         stats.bytes_uncompressed += len(chunk)
+        held += len(chunk)
+        if whole:  # the object is read whole: bound it
+            check_buffer(held, "a CloudTrail object outside AWS's delivery layout")
         yield chunk
 
 
@@ -245,10 +265,11 @@ def _stream_records(first: bytes, chunks: Iterator[bytes], stats: ParseStats) ->
     start = first.index(b"[") + 1
     buffer = first[start:]
     sep = b"," + _RECORD_START
-    for chunk in _counted(chunks, stats):
+    for chunk in _counted(chunks, stats, whole=False):
         buffer += chunk
         cut = buffer.rfind(sep)
         if cut <= 0:
+            check_buffer(len(buffer), "a CloudTrail record")
             continue
         body, buffer = buffer[:cut], buffer[cut + 1:]
         yield from _batch(body, stats)
