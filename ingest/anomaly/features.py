@@ -290,8 +290,11 @@ def instance_launch(request_parameters: str | dict | None) -> tuple[str, int]:
         return "", 0
     if not isinstance(params, dict):
         return "", 0
-    kind = str(params.get("instanceType") or "")
-    count = params.get("maxCount") or params.get("minCount") or params.get("instanceCount") or 1
+    spec = params.get("launchSpecification") or {}
+    kind = str(params.get("instanceType") or (spec.get("instanceType") if isinstance(spec, dict) else "") or "")
+    target = params.get("targetCapacitySpecification") or {}
+    count = (params.get("maxCount") or params.get("minCount") or params.get("instanceCount")
+             or (target.get("totalTargetCapacity") if isinstance(target, dict) else None) or 1)
     try:
         count = int(count)
     except (TypeError, ValueError):
