@@ -274,6 +274,8 @@ VIGIL_ANOMALY_HALF_LIFE_DAYS = env_int("VIGIL_ANOMALY_HALF_LIFE_DAYS", 14)
 VIGIL_ANOMALY_LEARNING_DAYS = env_int("VIGIL_ANOMALY_LEARNING_DAYS", 7)
 # While learning: "suppress" findings (default) or raise them at "low" severity.
 VIGIL_ANOMALY_LEARNING_MODE = env_str("VIGIL_ANOMALY_LEARNING_MODE", "suppress")
+# Lowest anomaly score (nats) that raises a finding; each principal's own calibrated threshold may be higher.
+VIGIL_ANOMALY_THRESHOLD = float(env_str("VIGIL_ANOMALY_THRESHOLD", "9.0"))
 # Look up source ASNs with geoip2fast's bundled GeoLite2-derived data (attribution in docs/anomaly.md).
 VIGIL_ANOMALY_ASN_LOOKUP = env_bool("VIGIL_ANOMALY_ASN_LOOKUP", True)
 
