@@ -71,7 +71,7 @@ def _populate(n: int) -> None:
       '198.51.' || (g %% 200) || '.' || (g / 200 %% 250), '', '', CASE WHEN g %% 40 = 0 THEN 'ProofPoint' ELSE '' END
     FROM (SELECT g, (1 + (g * 31) %% 90) / 10.0 + 1 AS sev,
                  now() - make_interval(secs => (g * 7.77)::numeric %% (90 * 86400)) AS ts
-          FROM generate_series(1, %(n)s) AS g) s
+          FROM generate_series(1::bigint, %(n)s::bigint) AS g) s
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, {"accounts": account_ids, "detectors": detector_ids, "types": types,
