@@ -55,7 +55,7 @@ def _populate(n: int) -> None:
     account_ids = [a.id for a in accounts]
     detector_ids = [detectors.get(a) for a in account_ids]
     # Every value below is bound as a parameter; only the table name is formatted in.
-    sql = f"""  # noqa: S608 - identifiers only; values are parameters
+    sql = f"""
     INSERT INTO {Finding._meta.db_table} (finding_id, account_id, detector_id, partition, region, type, severity,
       severity_level, title, description, resource_type, resource, service, evidence_events, fingerprint, count,
       first_seen, last_seen, created_at, updated_at, archived, feedback, is_sample, action_type, resource_role,
@@ -72,7 +72,7 @@ def _populate(n: int) -> None:
     FROM (SELECT g, (1 + (g * 31) %% 90) / 10.0 + 1 AS sev,
                  now() - make_interval(secs => (g * 7.77)::numeric %% (90 * 86400)) AS ts
           FROM generate_series(1::bigint, %(n)s::bigint) AS g) s
-    """
+    """  # noqa: S608 - only the table name is formatted in
     with connection.cursor() as cursor:
         cursor.execute(sql, {"accounts": account_ids, "detectors": detector_ids, "types": types,
                              "ntypes": len(types), "n": n})
