@@ -64,6 +64,14 @@ def admin_id(w: World) -> dict:
     return {"aws_account_id": w.admin_account.aws_account_id}
 
 
+def admin_baseline(w: World) -> dict:
+    """A learned principal of the admin account (the page 404s until something was learned)."""
+    from ingest.anomaly.models import Baseline
+
+    key = f"arn:aws:iam::{w.admin_account.aws_account_id}:user/alice"
+    row, _ = Baseline.objects.get_or_create(account=w.admin_account, kind="principal", key=key,
+                                            defaults={"label": "alice"})
+    return {"pk": row.pk}
 def _admin_finding(w: World) -> dict:
     from tests.findings.util import make_finding
 
@@ -122,6 +130,11 @@ ACCESS: dict[str, Rule] = {
     "api-detector-resume": Rule(post_only=True, api=True, kwargs=lambda w: {"detector_id": w.admin_detector}),
     "api-schema": Rule(get=SIGNED_IN, api=True),
     "api-docs": Rule(get=SIGNED_IN, api=True),
+    "ingest:sources": Rule(get=SIGNED_IN),
+    "ingest:source_create": Rule(post_only=True),
+    "ingest:usage": Rule(get=SIGNED_IN),
+    "ingest:baselines": Rule(get=SIGNED_IN),
+    "ingest:baseline": Rule(get=ADMIN_SIDE, kwargs=admin_baseline),
     "findings:list": Rule(get=SIGNED_IN),
     "findings:poll": Rule(get=SIGNED_IN),
     "findings:summary": Rule(get=SIGNED_IN),
@@ -166,9 +179,6 @@ ACCESS: dict[str, Rule] = {
                            kwargs=lambda w: {"detector_id": w.admin_detector, "collection": "threat-intel-sets"}),
     "api-intel-set": Rule(get=ADMIN_SIDE, api=True, kwargs=lambda w: {
         "detector_id": w.admin_detector, "collection": "threat-intel-sets", "set_id": w.intel_set}),
-    "ingest:sources": Rule(get=SIGNED_IN),
-    "ingest:source_create": Rule(post_only=True),
-    "ingest:usage": Rule(get=SIGNED_IN),
     "gdapi:dispatch": Rule(skip="SigV4-signed GuardDuty protocol: tests/gdapi and test_gdapi_matrix"),
 }
 

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('findings', '0002_rules_destinations'),
+        ('findings', '0003_unify_filters'),
     ]
 
     operations = [
