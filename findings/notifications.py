@@ -261,7 +261,7 @@ def destination_create(*, actor: Any, account: Account, name: str, kind: str, ur
     destination = Destination.objects.create(account=manager, name=name.strip()[:100], kind=kind, url=url,
                                              config=dict(config or {}), min_severity=float(min_severity),
                                              criteria=validated, enabled=enabled)
-    audit_record(account=manager, actor=actor, action="destination.create", target=name, kind=kind)
+    audit_record(account=manager, actor=actor, action="destination.created", target=name, kind=kind)
     return destination
 
 
@@ -275,14 +275,14 @@ def destination_update(*, actor: Any, destination: Destination, **changes: Any) 
     for key, value in {**fields, "criteria": validated}.items():
         setattr(destination, key, value)
     destination.save()
-    audit_record(account=destination.account, actor=actor, action="destination.update", target=destination.name)
+    audit_record(account=destination.account, actor=actor, action="destination.updated", target=destination.name)
     return destination
 
 
 @transaction.atomic
 def destination_delete(*, actor: Any, destination: Destination) -> None:
     access.require_manager_role(actor, destination.account, access.ADMIN_ROLES, what="manage finding destinations")
-    audit_record(account=destination.account, actor=actor, action="destination.delete", target=destination.name)
+    audit_record(account=destination.account, actor=actor, action="destination.deleted", target=destination.name)
     destination.delete()
 
 
