@@ -84,6 +84,7 @@ class Finding(models.Model):
             # Filter column, archived (the page's Current/Archived view), then the default order: "this
             # value, current, newest first" is one index range read even when every match is old or
             # archived (a single-column index made the planner walk finding_seen_id past newer rows).
+            models.Index(fields=["type", "archived", "-last_seen", "-id"], name="finding_type_seen"),
             models.Index(fields=["resource_id", "archived", "-last_seen", "-id"], name="finding_resource_seen"),
             models.Index(fields=["instance_id", "archived", "-last_seen", "-id"], name="finding_instance_seen"),
             models.Index(fields=["access_key_id", "archived", "-last_seen", "-id"], name="finding_key_seen"),
