@@ -265,6 +265,8 @@ VIGIL_DELIVERY_BACKOFF_BASE_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_BASE_SECON
 VIGIL_DELIVERY_BACKOFF_MAX_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_MAX_SECONDS", 3600)
 # Plain-http webhook URLs (development and loopback tests only).
 VIGIL_DESTINATIONS_ALLOW_HTTP = env_bool("VIGIL_DESTINATIONS_ALLOW_HTTP", DEBUG)
+# Webhooks to loopback/private/link-local addresses (development and loopback tests only).
+VIGIL_DESTINATIONS_ALLOW_PRIVATE = env_bool("VIGIL_DESTINATIONS_ALLOW_PRIVATE", DEBUG)
 
 # Behavioural anomaly detection (ingest/anomaly): baselines per account, principal and instance.
 VIGIL_ANOMALY_ENABLED = env_bool("VIGIL_ANOMALY_ENABLED", True)
