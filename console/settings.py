@@ -176,6 +176,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_INGEST_DISCOVER_SECONDS", 60)),
         "options": {"expires": 240},
     },
+    # Instances, ENIs and addresses from DescribeInstances, so findings name instances.
+    "ingest-inventory": {
+        "task": "ingest.inventory_refresh_all",
+        "schedule": float(env_int("VIGIL_INVENTORY_REFRESH_SECONDS", 900)),
+        "options": {"expires": 600},
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 

@@ -13,6 +13,8 @@ urlpatterns = [
     path("accounts/", include("accounts.urls")),
     path("ingest/", include("ingest.urls")),
     path("api/", include("accounts.api.urls")),
+    path("intel/", include("intel.urls")),
+    path("api/", include("intel.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

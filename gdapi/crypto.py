@@ -37,3 +37,9 @@ def decrypt_secret(token: str) -> str | None:
         return _cipher().decrypt(token.encode()).decode()
     except (InvalidToken, ValueError):
         return None
+
+
+def token_cipher() -> Fernet:
+    """Encrypts pagination tokens (a separate derived key: tokens and secrets never share one)."""
+    derived = hmac.new(settings.SECRET_KEY.encode(), b"vigil.gdapi.pagination-token.v1", hashlib.sha256).digest()
+    return Fernet(base64.urlsafe_b64encode(derived))

@@ -330,6 +330,10 @@ def _serialize(shape_name: str, value: Any, path: str) -> Any:
     if kind == "timestamp":
         if isinstance(value, dt.datetime):
             return value.timestamp()
+        if isinstance(value, dt.date):
+            return dt.datetime.combine(value, dt.time(), dt.UTC).timestamp()
+        if isinstance(value, str):
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
         return float(value)
     if kind in ("integer", "long"):
         return int(value)
@@ -363,3 +367,12 @@ def aws_timestamp(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def from_wire(shape_name: str, document: dict[str, Any]) -> dict[str, Any]:
+    """A camelCase document (e.g. findings.serialize's GetFindings JSON) as member names, checked
+    against the model on the way; keys the model does not know are dropped, as botocore would."""
+    try:
+        return _parse_json(shape_name, document, "")
+    except _Invalid as exc:
+        raise OutputShapeError(f"{shape_name}: {exc}") from exc

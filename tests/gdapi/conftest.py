@@ -51,3 +51,7 @@ def principal_factory(transactional_db) -> Callable[..., Principal]:
         key, secret = access_key_create(actor=user, account=account)
         return Principal(user=user, account=account, key=key, secret=secret)
     return make
+
+
+# The moto S3 server and bucket of the intel suite, for lists read from S3.
+from tests.intel.conftest import moto_endpoint, s3  # noqa: E402, F401

@@ -46,7 +46,7 @@ def test_aws_cli_list_and_refusal(principal_factory, endpoint):
     assert "InvalidSignatureException" in refused.stderr and "DetectorIds" not in refused.stdout
 
 
-@pytest.mark.slow  # eight CLI start-ups, about 8 s
+@pytest.mark.slow  # fourteen CLI start-ups, about 15 s
 def test_aws_cli_detector_members_and_tags(principal_factory, endpoint):
     alice = principal_factory()
     detector_id = _ok(_aws(endpoint, alice, "create-detector", "--enable",
@@ -66,3 +66,16 @@ def test_aws_cli_detector_members_and_tags(principal_factory, endpoint):
     refused = _aws(endpoint, alice, "list-detectors", secret="y" * 40)
     assert refused.returncode != 0
     assert "InvalidSignatureException" in refused.stderr and "DetectorIds" not in refused.stdout
+
+    _ok(_aws(endpoint, alice, "create-sample-findings", "--detector-id", detector_id, "--finding-types",
+             "Recon:EC2/PortProbeUnprotectedPort", "UnauthorizedAccess:EC2/TorClient"))
+    high = _ok(_aws(endpoint, alice, "list-findings", "--detector-id", detector_id, "--finding-criteria",
+                    '{"Criterion": {"severity": {"Gte": 7}}}'))["FindingIds"]
+    assert len(high) == 1
+    got = _ok(_aws(endpoint, alice, "get-findings", "--detector-id", detector_id, "--finding-ids", *high))
+    assert got["Findings"][0]["Type"] == "UnauthorizedAccess:EC2/TorClient"
+    _ok(_aws(endpoint, alice, "archive-findings", "--detector-id", detector_id, "--finding-ids", *high))
+    stats = _ok(_aws(endpoint, alice, "get-findings-statistics", "--detector-id", detector_id,
+                     "--finding-statistic-types", "COUNT_BY_SEVERITY", "--finding-criteria",
+                     '{"Criterion": {"service.archived": {"Eq": ["false"]}}}'))
+    assert sum(stats["FindingStatistics"]["CountBySeverity"].values()) == 1
