@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 REGISTRY: dict[str, Callable[[str], None]] = {}
-PARTS = ("bench.intel", "bench.ingest", "bench.quality")  # each part module registers itself on import
+PARTS = ("bench.intel", "bench.ingest", "bench.anomaly", "bench.findings", "bench.quality")  # each registers itself
 
 
 def benchmark(name: str) -> Callable[[Callable[[str], None]], Callable[[str], None]]:
