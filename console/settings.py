@@ -251,6 +251,10 @@ VIGIL_REGIONS = env_list(
     ],
 )
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL")
+# Ingestion limits against hostile objects (decompression bombs, endless lines): decompressed bytes
+# per object, and bytes held whole at once (a line, a record, a non-streamable CloudTrail object).
+VIGIL_INGEST_MAX_OBJECT_BYTES = env_int("VIGIL_INGEST_MAX_OBJECT_BYTES", 2 * 1024**3)
+VIGIL_INGEST_MAX_BUFFER_BYTES = env_int("VIGIL_INGEST_MAX_BUFFER_BYTES", 256 * 1024**2)
 # GuardDuty-compatible API (/gd/): allowed clock skew of a SigV4-signed request, as AWS (5 minutes).
 VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS = env_int("VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS", 300)
 # Findings console and notifications.

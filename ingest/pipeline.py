@@ -123,6 +123,7 @@ class Pipeline:
             for detection in rule.evaluate(frame, ctx):
                 detection.region = detection.region or region
                 result.detections.append(detection)
+                ctx.detections.append(detection)
         if self.anomaly is not None and kind in (CLOUDTRAIL, FLOW):
             # After the rules, in frame order: score each principal/instance-hour, then learn it.
             for detection in self.anomaly.detect(kind, frame, aws_account_id=aws_account_id, region=region,

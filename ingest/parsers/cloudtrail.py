@@ -15,7 +15,7 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, gc_paused, read_chunks
+from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, check_buffer, gc_paused, read_chunks
 
 STREAM_THRESHOLD = CHUNK_BYTES
 _RECORD_START = b'{"eventVersion":'
@@ -34,8 +34,15 @@ class SessionAttributes(msgspec.Struct):
 
 
 class SessionContext(msgspec.Struct):
+<<<<<<< HEAD
+    sessionIssuer: SessionIssuer | None = None
+    attributes: SessionAttributes | None = None
+    # Short-term, task-scoped root sessions (sts:AssumeRoot) carry "assumedRoot": "true".
+    assumedRoot: str | bool | None = None
+=======
     sessionIssuer: SessionIssuer | None = msgspec.field(default_factory=SessionIssuer)
     attributes: SessionAttributes | None = msgspec.field(default_factory=SessionAttributes)
+>>>>>>> refs/heads/ingest
 
 
 class UserIdentity(msgspec.Struct):
@@ -93,9 +100,18 @@ SCHEMA: dict[str, pl.DataType] = {
     "event_time": pl.Datetime("us", "UTC"),
     "event_source": pl.String, "event_name": pl.String, "region": pl.String, "source_ip": pl.String,
     "user_agent": pl.String, "error_code": pl.String, "event_id": pl.String, "event_type": pl.String,
+<<<<<<< HEAD
+    "event_category": pl.String, "read_only": pl.Boolean, "recipient_account_id": pl.String,
+    "vpc_endpoint_id": pl.String,
+    "ui_type": pl.String, "ui_principal_id": pl.String, "ui_arn": pl.String, "ui_account_id": pl.String,
+    "ui_access_key_id": pl.String, "ui_user_name": pl.String, "ui_invoked_by": pl.String,
+    "ui_issuer_type": pl.String, "ui_issuer_user_name": pl.String, "ui_issuer_arn": pl.String, "ui_mfa": pl.Boolean,
+    "ui_assumed_root": pl.Boolean,
+=======
     "event_category": pl.String, "recipient_account_id": pl.String,
     "ui_type": pl.String, "ui_principal_id": pl.String, "ui_arn": pl.String, "ui_access_key_id": pl.String,
     "ui_user_name": pl.String, "ui_invoked_by": pl.String, "ui_issuer_user_name": pl.String,
+>>>>>>> refs/heads/ingest
     "request_parameters": pl.String, "response_elements": pl.String, "additional_event_data": pl.String,
 }
 
@@ -134,6 +150,43 @@ def _column(items: list[Any], attr: str) -> list[Any]:
 
 
 def events_to_frame(events: list[Event]) -> pl.DataFrame:
+<<<<<<< HEAD
+    """Typed events into a frame (one pass per column: cheaper than a dict per event)."""
+    uis = [e.userIdentity or _EMPTY_UI for e in events]
+    ctxs = [u.sessionContext or _EMPTY_CTX for u in uis]
+    issuers = [c.sessionIssuer or _EMPTY_ISSUER for c in ctxs]
+    columns = {
+        "event_time": [e.eventTime or e.atTimestamp for e in events],
+        "event_source": [e.eventSource for e in events],
+        "event_name": [e.eventName for e in events],
+        "region": [e.awsRegion for e in events],
+        "source_ip": [e.sourceIPAddress for e in events],
+        "user_agent": [e.userAgent for e in events],
+        "error_code": [e.errorCode for e in events],
+        "event_id": [e.eventID for e in events],
+        "event_type": [e.eventType for e in events],
+        "event_category": [e.eventCategory for e in events],
+        "read_only": [_flag(e.readOnly) for e in events],
+        "recipient_account_id": [e.recipientAccountId for e in events],
+        "vpc_endpoint_id": [e.vpcEndpointId for e in events],
+        "ui_type": [u.type for u in uis],
+        "ui_principal_id": [u.principalId for u in uis],
+        "ui_arn": [u.arn for u in uis],
+        "ui_account_id": [u.accountId for u in uis],
+        "ui_access_key_id": [u.accessKeyId for u in uis],
+        "ui_user_name": [u.userName for u in uis],
+        "ui_invoked_by": [u.invokedBy for u in uis],
+        "ui_issuer_type": [i.type for i in issuers],
+        "ui_issuer_user_name": [i.userName for i in issuers],
+        "ui_issuer_arn": [i.arn for i in issuers],
+        "ui_mfa": [_flag(c.attributes.mfaAuthenticated) if c.attributes else None for c in ctxs],
+        "ui_assumed_root": [_flag(c.assumedRoot) for c in ctxs],
+        "request_parameters": [_raw_text(e.requestParameters) for e in events],
+        "response_elements": [_raw_text(e.responseElements) for e in events],
+        "additional_event_data": [_raw_text(e.additionalEventData) for e in events],
+    }
+    times = columns.pop("event_time")
+=======
     """Typed events into a frame: one C-level pass per column, no dict per event."""
     columns: dict[str, list[Any]] = {name: list(map(attrgetter(attr), events)) for name, attr in _TOP.items()}
     identities = _column(events, "userIdentity")
@@ -155,6 +208,7 @@ def events_to_frame(events: list[Event]) -> pl.DataFrame:
             extra[i] = _raw_text(event.additionalEventData)
     columns["request_parameters"], columns["response_elements"], columns["additional_event_data"] = request, response, extra
     times = [e.eventTime or e.atTimestamp for e in events]
+>>>>>>> refs/heads/ingest
     frame = pl.DataFrame(columns, schema={k: v for k, v in SCHEMA.items() if k != "event_time"})
     return frame.with_columns(parse_times(pl.Series("event_time", times, pl.String))).select(list(SCHEMA))
 
@@ -176,17 +230,17 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
     """Decode a whole envelope (or array); on a bad record, fall back to one record at a time."""
     try:
         return _decode_list(data) if bare else _decode_envelope(data).Records
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     try:
         raws = _decode_raw_list(data) if bare else _decode_raw_envelope(data).Records
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise UnreadableObject(f"not CloudTrail JSON: {exc}") from exc
     events = []
     for raw in raws:
         try:
             events.append(_decode_event(raw))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             stats.bad(bytes(raw))
     return events
 
@@ -198,7 +252,7 @@ def _decode_lines(data: bytes, stats: ParseStats) -> list[Event]:
             continue
         try:
             events.append(_decode_event(line))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             stats.bad(line)
     if not events and stats.malformed:
         raise UnreadableObject("not CloudTrail JSON: no line decodes as an event")
@@ -235,9 +289,13 @@ def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = 
             yield events_to_frame(events)
 
 
-def _counted(chunks: Iterator[bytes], stats: ParseStats) -> Iterator[bytes]:
+def _counted(chunks: Iterator[bytes], stats: ParseStats, *, whole: bool = True) -> Iterator[bytes]:
+    held = 0
     for chunk in chunks:
         stats.bytes_uncompressed += len(chunk)
+        held += len(chunk)
+        if whole:  # the object is read whole: bound it
+            check_buffer(held, "a CloudTrail object outside AWS's delivery layout")
         yield chunk
 
 
@@ -245,10 +303,11 @@ def _stream_records(first: bytes, chunks: Iterator[bytes], stats: ParseStats) ->
     start = first.index(b"[") + 1
     buffer = first[start:]
     sep = b"," + _RECORD_START
-    for chunk in _counted(chunks, stats):
+    for chunk in _counted(chunks, stats, whole=False):
         buffer += chunk
         cut = buffer.rfind(sep)
         if cut <= 0:
+            check_buffer(len(buffer), "a CloudTrail record")
             continue
         body, buffer = buffer[:cut], buffer[cut + 1:]
         yield from _batch(body, stats)

@@ -28,6 +28,8 @@ How to add a rule (no edits anywhere else):
 5. Cases: `Case(name, expect, records, ...)` with raw log records in the source's own format; the
    suite (tests/ingest/test_rule_cases.py) runs every case through the real parser, enrichment and
    rule, and checks the finding types (positive and near-miss negative cases side by side).
+6. Correlation: `@rule(..., stage="correlate")` runs after every detect rule of the frame and reads
+   `ctx.detections` (their detections) besides the frame — attack sequences are built this way.
 """
 
 from __future__ import annotations
@@ -104,8 +106,12 @@ class Rule:
     settings: Mapping[str, Setting]
     state: str
     cases: tuple[Case, ...]
+    # "detect" rules read the frame; "correlate" rules run after them and also read
+    # ctx.detections (what the detect rules found in the same frame), e.g. attack sequences.
+    stage: str = "detect"
 
 
+STAGES = ("detect", "correlate")
 REGISTRY: dict[str, Rule] = {}
 
 
@@ -131,6 +137,7 @@ class RuleContext:
         self.inventory = inventory
         self.state = state
         self.rule = rule
+        self.detections: list[Detection] = []  # the frame's detections so far (for correlate rules)
 
     def state_get(self, keys: Iterable[str]) -> dict[str, Any]:
         assert self.rule is not None and self.state is not None
@@ -154,6 +161,7 @@ def rule(
     state: str = "none",
     cases: Iterable[Case] = (),
     name: str | None = None,
+    stage: str = "detect",
 ) -> Callable[[Callable], Callable]:
     """Register a rule; invalid metadata fails at import time, not at 3 a.m. in a worker."""
 
@@ -168,10 +176,13 @@ def rule(
         for finding_type in finding_types:
             if not FINDING_TYPE_RE.match(finding_type) or finding_type not in FINDING_TYPES:
                 raise ValueError(f"rule {rule_name}: {finding_type!r} is not a GuardDuty finding type")
+        if stage not in STAGES:
+            raise ValueError(f"rule {rule_name}: stage must be one of {STAGES}")
         case_list = tuple(cases)
         if case_list and (not any(c.expect for c in case_list) or all(c.expect for c in case_list)):
             raise ValueError(f"rule {rule_name}: cases need at least one positive and one negative")
-        REGISTRY[rule_name] = Rule(rule_name, source, tuple(finding_types), fn, dict(settings or {}), state, case_list)
+        REGISTRY[rule_name] = Rule(rule_name, source, tuple(finding_types), fn, dict(settings or {}), state, case_list,
+                                   stage)
         return fn
 
     return register
@@ -179,7 +190,8 @@ def rule(
 
 def rules_for(source: str) -> list[Rule]:
     load_rules()
-    return [r for r in REGISTRY.values() if r.source == source]
+    chosen = [r for r in REGISTRY.values() if r.source == source]
+    return sorted(chosen, key=lambda r: STAGES.index(r.stage))  # stable: detect rules keep their order
 
 
 _loaded = False

@@ -105,9 +105,11 @@ def run(scenario: Scenario, *, matcher: Any = None) -> tuple[list[Finding], int,
     return list(merged.values()), records, spent
 
 
-def score(scenario: Scenario, findings: list[Finding], *, records: int = 0, seconds: float = 0.0) -> Report:
+def score(scenario: Scenario, findings: list[Finding], *, records: int = 0, seconds: float = 0.0,
+          types: set[str] | None = None) -> Report:
+    """`types`: the finding types scored (default: the network rules')."""
     report = Report(records=records, seconds=seconds)
-    ours = network_types()
+    ours = types if types is not None else network_types()
     findings = [f for f in findings if f.type in ours]
     report.findings = len(findings)
 
