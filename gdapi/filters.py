@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 
 from accounts import access
+from accounts.events import audit_record
 from accounts.models import Account
 from console.errors import NotFoundError, ServiceError
 from findings import rules
@@ -57,22 +58,29 @@ def filter_get(*, actor: Any, account: Account, region: str, name: str) -> Saved
     return item
 
 
+def _require_manager(actor: Any, account: Account) -> None:
+    """Refuse a member's people with GuardDuty's reason (only the administrator manages filters)."""
+    access.require_manager_role(actor, account, access.TRIAGE_ROLES, what="manage filters and suppression rules")
+
+
 @transaction.atomic
 def filter_update(*, actor: Any, account: Account, region: str, name: str, description: str | None = None,
                   action: str | None = None, rank: int | None = None, criteria: dict[str, Any] | None = None,
                   tags: dict[str, str] | None = None) -> SavedFilter:
+    _require_manager(actor, account)
     item = filter_get(actor=actor, account=account, region=region, name=name)
     changes = {k: v for k, v in {"description": description, "action": action, "rank": rank,
                                  "criteria": criteria}.items() if v is not None}
     if changes:
         item = rules.filter_update(actor=actor, saved_filter=item, **changes)
-    if tags is not None:
-        access.require_manager_role(actor, item.account, access.TRIAGE_ROLES, what="manage suppression rules")
+    if tags is not None and tags != item.tags:
         item.tags = tags
         item.save(update_fields=["tags", "updated_at"])
+        audit_record(account=item.account, actor=actor, action="filter.updated", target=item.name, tags=tags)
     return item
 
 
 @transaction.atomic
 def filter_delete(*, actor: Any, account: Account, region: str, name: str) -> None:
+    _require_manager(actor, account)
     rules.filter_delete(actor=actor, saved_filter=filter_get(actor=actor, account=account, region=region, name=name))
