@@ -63,6 +63,8 @@ CASES = [
 @rule(source=FLOW, finding_types=tuple(t for t, _ in FAMILIES.values()), cases=CASES,
       settings={"min_attempts": Setting(20, "connections from one remote address within the window"),
                 "window_seconds": Setting(600, "sliding window for counting attempts"),
+                "min_state_attempts": Setting(3, "attempts an object must show before a remote address is "
+                                                 "remembered (keeps one-off internet knocks out of the state)"),
                 "min_packets": Setting(5, "packets of a client record that tried to log in (health checks: 3)")},
       state="per (instance, remote address, service, role): attempts per minute of the last window")
 def brute_force(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
@@ -80,7 +82,8 @@ def brute_force(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
         .replace_strict(ports, return_dtype=pl.String).alias("family"),
     ).with_columns(pl.concat_str("family", "role", "resource_key", "remote", separator="|").alias("key"))
     hits = window_fire(ctx, attempts.select("key", pl.col("start").alias("t")),
-                       window=ctx.setting("window_seconds"), threshold=ctx.setting("min_attempts"))
+                       window=ctx.setting("window_seconds"), threshold=ctx.setting("min_attempts"),
+                       min_state=ctx.setting("min_state_attempts"))
     if not hits:
         return
     fired = attempts.filter(pl.col("key").is_in(list(hits)))
