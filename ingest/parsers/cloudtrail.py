@@ -34,15 +34,10 @@ class SessionAttributes(msgspec.Struct):
 
 
 class SessionContext(msgspec.Struct):
-<<<<<<< HEAD
-    sessionIssuer: SessionIssuer | None = None
-    attributes: SessionAttributes | None = None
-    # Short-term, task-scoped root sessions (sts:AssumeRoot) carry "assumedRoot": "true".
-    assumedRoot: str | bool | None = None
-=======
     sessionIssuer: SessionIssuer | None = msgspec.field(default_factory=SessionIssuer)
     attributes: SessionAttributes | None = msgspec.field(default_factory=SessionAttributes)
->>>>>>> refs/heads/ingest
+    # Short-term, task-scoped root sessions (sts:AssumeRoot) carry "assumedRoot": "true".
+    assumedRoot: str | bool | None = None
 
 
 class UserIdentity(msgspec.Struct):
@@ -100,18 +95,10 @@ SCHEMA: dict[str, pl.DataType] = {
     "event_time": pl.Datetime("us", "UTC"),
     "event_source": pl.String, "event_name": pl.String, "region": pl.String, "source_ip": pl.String,
     "user_agent": pl.String, "error_code": pl.String, "event_id": pl.String, "event_type": pl.String,
-<<<<<<< HEAD
-    "event_category": pl.String, "read_only": pl.Boolean, "recipient_account_id": pl.String,
-    "vpc_endpoint_id": pl.String,
-    "ui_type": pl.String, "ui_principal_id": pl.String, "ui_arn": pl.String, "ui_account_id": pl.String,
-    "ui_access_key_id": pl.String, "ui_user_name": pl.String, "ui_invoked_by": pl.String,
-    "ui_issuer_type": pl.String, "ui_issuer_user_name": pl.String, "ui_issuer_arn": pl.String, "ui_mfa": pl.Boolean,
-    "ui_assumed_root": pl.Boolean,
-=======
-    "event_category": pl.String, "recipient_account_id": pl.String,
+    "event_category": pl.String, "recipient_account_id": pl.String, "vpc_endpoint_id": pl.String,
     "ui_type": pl.String, "ui_principal_id": pl.String, "ui_arn": pl.String, "ui_access_key_id": pl.String,
-    "ui_user_name": pl.String, "ui_invoked_by": pl.String, "ui_issuer_user_name": pl.String,
->>>>>>> refs/heads/ingest
+    "ui_user_name": pl.String, "ui_invoked_by": pl.String, "ui_account_id": pl.String,
+    "ui_issuer_user_name": pl.String, "ui_issuer_arn": pl.String, "ui_assumed_root": pl.Boolean,
     "request_parameters": pl.String, "response_elements": pl.String, "additional_event_data": pl.String,
 }
 
@@ -119,7 +106,17 @@ SCHEMA: dict[str, pl.DataType] = {
 # Event names whose requestParameters/responseElements some consumer reads (rules declare theirs in
 # RAW_EVENT_NAMES; S3 data events always, for the per-bucket usage). Decoding every event's blobs to
 # text would cost more than parsing the event.
-RAW_EVENT_NAMES: set[str] = {"RunInstances", "CreateNetworkInterface"}
+RAW_EVENT_NAMES: set[str] = {
+    "RunInstances", "CreateNetworkInterface",
+    # ingest/rules/stealth.py: trails, trail buckets, password policy, server access logging
+    "CreateTrail", "UpdateTrail", "StartLogging", "StopLogging", "DeleteTrail", "PutEventSelectors", "DeleteBucket",
+    "UpdateAccountPasswordPolicy", "PutBucketLogging",
+    # ingest/rules/s3_policy.py: Block Public Access, bucket policies and ACLs
+    "PutBucketPublicAccessBlock", "DeleteBucketPublicAccessBlock", "PutAccountPublicAccessBlock",
+    "DeleteAccountPublicAccessBlock", "PutBucketPolicy", "PutBucketAcl", "CreateBucket",
+    # ingest/rules/console_login.py: the sign-in's outcome is in responseElements
+    "ConsoleLogin",
+}
 
 # Frame column -> Event attribute path. Only what rules, inventory and metering read: each column
 # costs one pass over the events (the dominant cost after decoding); add a column here when a rule
@@ -127,13 +124,13 @@ RAW_EVENT_NAMES: set[str] = {"RunInstances", "CreateNetworkInterface"}
 _TOP = {
     "event_source": "eventSource", "event_name": "eventName", "region": "awsRegion", "source_ip": "sourceIPAddress",
     "user_agent": "userAgent", "error_code": "errorCode", "event_id": "eventID", "event_type": "eventType",
-    "event_category": "eventCategory", "recipient_account_id": "recipientAccountId",
+    "event_category": "eventCategory", "recipient_account_id": "recipientAccountId", "vpc_endpoint_id": "vpcEndpointId",
 }
 _IDENTITY = {
     "ui_type": "type", "ui_principal_id": "principalId", "ui_arn": "arn", "ui_access_key_id": "accessKeyId",
-    "ui_user_name": "userName", "ui_invoked_by": "invokedBy",
+    "ui_user_name": "userName", "ui_invoked_by": "invokedBy", "ui_account_id": "accountId",
 }
-_ISSUER = {"ui_issuer_user_name": "userName"}
+_ISSUER = {"ui_issuer_user_name": "userName", "ui_issuer_arn": "arn"}
 _COLUMNS = {**_TOP, **{k: f"userIdentity.{v}" for k, v in _IDENTITY.items()},
             **{k: f"userIdentity.sessionContext.sessionIssuer.{v}" for k, v in _ISSUER.items()}}
 
@@ -150,51 +147,17 @@ def _column(items: list[Any], attr: str) -> list[Any]:
 
 
 def events_to_frame(events: list[Event]) -> pl.DataFrame:
-<<<<<<< HEAD
-    """Typed events into a frame (one pass per column: cheaper than a dict per event)."""
-    uis = [e.userIdentity or _EMPTY_UI for e in events]
-    ctxs = [u.sessionContext or _EMPTY_CTX for u in uis]
-    issuers = [c.sessionIssuer or _EMPTY_ISSUER for c in ctxs]
-    columns = {
-        "event_time": [e.eventTime or e.atTimestamp for e in events],
-        "event_source": [e.eventSource for e in events],
-        "event_name": [e.eventName for e in events],
-        "region": [e.awsRegion for e in events],
-        "source_ip": [e.sourceIPAddress for e in events],
-        "user_agent": [e.userAgent for e in events],
-        "error_code": [e.errorCode for e in events],
-        "event_id": [e.eventID for e in events],
-        "event_type": [e.eventType for e in events],
-        "event_category": [e.eventCategory for e in events],
-        "read_only": [_flag(e.readOnly) for e in events],
-        "recipient_account_id": [e.recipientAccountId for e in events],
-        "vpc_endpoint_id": [e.vpcEndpointId for e in events],
-        "ui_type": [u.type for u in uis],
-        "ui_principal_id": [u.principalId for u in uis],
-        "ui_arn": [u.arn for u in uis],
-        "ui_account_id": [u.accountId for u in uis],
-        "ui_access_key_id": [u.accessKeyId for u in uis],
-        "ui_user_name": [u.userName for u in uis],
-        "ui_invoked_by": [u.invokedBy for u in uis],
-        "ui_issuer_type": [i.type for i in issuers],
-        "ui_issuer_user_name": [i.userName for i in issuers],
-        "ui_issuer_arn": [i.arn for i in issuers],
-        "ui_mfa": [_flag(c.attributes.mfaAuthenticated) if c.attributes else None for c in ctxs],
-        "ui_assumed_root": [_flag(c.assumedRoot) for c in ctxs],
-        "request_parameters": [_raw_text(e.requestParameters) for e in events],
-        "response_elements": [_raw_text(e.responseElements) for e in events],
-        "additional_event_data": [_raw_text(e.additionalEventData) for e in events],
-    }
-    times = columns.pop("event_time")
-=======
     """Typed events into a frame: one C-level pass per column, no dict per event."""
     columns: dict[str, list[Any]] = {name: list(map(attrgetter(attr), events)) for name, attr in _TOP.items()}
     identities = _column(events, "userIdentity")
     for name, attr in _IDENTITY.items():
         columns[name] = _column(identities, attr)
-    issuers = _column(_column(identities, "sessionContext"), "sessionIssuer")
+    contexts = _column(identities, "sessionContext")
+    issuers = _column(contexts, "sessionIssuer")
     for name, attr in _ISSUER.items():
         columns[name] = _column(issuers, attr)
+    columns["ui_assumed_root"] = [None if v is None else v is True or str(v).lower() == "true"
+                                  for v in _column(contexts, "assumedRoot")]
     n = len(events)
     request: list[str | None] = [None] * n
     response: list[str | None] = [None] * n
@@ -208,7 +171,6 @@ def events_to_frame(events: list[Event]) -> pl.DataFrame:
             extra[i] = _raw_text(event.additionalEventData)
     columns["request_parameters"], columns["response_elements"], columns["additional_event_data"] = request, response, extra
     times = [e.eventTime or e.atTimestamp for e in events]
->>>>>>> refs/heads/ingest
     frame = pl.DataFrame(columns, schema={k: v for k, v in SCHEMA.items() if k != "event_time"})
     return frame.with_columns(parse_times(pl.Series("event_time", times, pl.String))).select(list(SCHEMA))
 

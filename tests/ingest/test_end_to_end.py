@@ -100,7 +100,9 @@ def test_pipeline_end_to_end_counts_findings_usage_and_status(two_members):
     assert custom.threat_list_name == "BadGuys" and custom.remote_ip == LISTED
     # The DNS log taught the inventory that 10.0.1.7 is i-0aaa1111bbbb2222c: the flow finding names it.
     assert custom.instance_id == "i-0aaa1111bbbb2222c"
-    assert findings_by_type(account_b) == {"Policy:IAMUser/RootCredentialUsage": 1}
+    # The Stratus StopLogging detonation is GuardDuty's Stealth:IAMUser/CloudTrailLoggingDisabled.
+    assert findings_by_type(account_b) == {"Policy:IAMUser/RootCredentialUsage": 1,
+                                           "Stealth:IAMUser/CloudTrailLoggingDisabled": 1}
     c2 = Finding.objects.get(account=account_a, type="Backdoor:EC2/C&CActivity.B!DNS")
     assert c2.instance_id == "i-0aaa1111bbbb2222c" and c2.domain == "c2.guarddutyc2activityb.com"
     assert c2.threat_list_name and len(c2.evidence_events) == 4
@@ -148,7 +150,9 @@ def test_suspended_detector_adds_nothing_and_resumes_from_checkpoint(two_members
         syn.cloudtrail_event(t=later, account=B, region="us-east-1", name="CreateUser", source="iam.amazonaws.com",
                              ip="198.51.100.30", root=True)]))
     discover_all_task.delay()
-    assert findings_by_type(account_b) == {"Policy:IAMUser/RootCredentialUsage": 1}
+    # The Stratus StopLogging detonation is GuardDuty's Stealth:IAMUser/CloudTrailLoggingDisabled.
+    assert findings_by_type(account_b) == {"Policy:IAMUser/RootCredentialUsage": 1,
+                                           "Stealth:IAMUser/CloudTrailLoggingDisabled": 1}
     assert not ProcessedObject.objects.filter(key__endswith="_late.json.gz").exists()
 
     detector.status = Detector.Status.ENABLED
