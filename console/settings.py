@@ -182,6 +182,15 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_INVENTORY_REFRESH_SECONDS", 900)),
         "options": {"expires": 600},
     },
+    # GuardDuty-compatible publishing destinations: export new and updated findings to S3.
+    "gdapi-publishing-export": {
+        "task": "gdapi.publishing_export_all",
+        "schedule": 300.0,
+        "options": {"expires": 600},
+    },
+    # Findings to destinations: new ones within a minute, updates at the detector's frequency.
+    "findings-publish": {"task": "findings.publish", "schedule": 60.0},
+    "findings-deliver": {"task": "findings.deliver", "schedule": 30.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
@@ -205,7 +214,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"FindingPublishingFrequencyEnum": "accounts.models.Detector.PublishingFrequency"},
+    "ENUM_NAME_OVERRIDES": {
+        "FindingPublishingFrequencyEnum": "accounts.models.Detector.PublishingFrequency",
+        "DestinationKindEnum": "findings.rules_models.Destination.Kind",
+        "DeliveryKindEnum": "findings.rules_models.Delivery.Kind",
+        "DestinationStatusEnum": "findings.rules_models.Destination.Status",
+        "DeliveryStatusEnum": "findings.rules_models.Delivery.Status",
+    },
 }
 
 # Login brute-force protection.
@@ -236,7 +251,30 @@ VIGIL_REGIONS = env_list(
     ],
 )
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL")
+# Ingestion limits against hostile objects (decompression bombs, endless lines): decompressed bytes
+# per object, and bytes held whole at once (a line, a record, a non-streamable CloudTrail object).
+VIGIL_INGEST_MAX_OBJECT_BYTES = env_int("VIGIL_INGEST_MAX_OBJECT_BYTES", 2 * 1024**3)
+VIGIL_INGEST_MAX_BUFFER_BYTES = env_int("VIGIL_INGEST_MAX_BUFFER_BYTES", 256 * 1024**2)
 # GuardDuty-compatible API (/gd/): allowed clock skew of a SigV4-signed request, as AWS (5 minutes).
 VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS = env_int("VIGIL_GDAPI_MAX_CLOCK_SKEW_SECONDS", 300)
+# Findings console and notifications.
+VIGIL_FINDINGS_POLL_SECONDS = env_int("VIGIL_FINDINGS_POLL_SECONDS", 5)
+VIGIL_SUPPRESSION_PROPOSAL_THRESHOLD = env_int("VIGIL_SUPPRESSION_PROPOSAL_THRESHOLD", 3)
+VIGIL_DESTINATION_QUEUE_MAX = env_int("VIGIL_DESTINATION_QUEUE_MAX", 10000)
+VIGIL_DELIVERY_BACKOFF_BASE_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_BASE_SECONDS", 30)
+VIGIL_DELIVERY_BACKOFF_MAX_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_MAX_SECONDS", 3600)
+# Plain-http webhook URLs (development and loopback tests only).
+VIGIL_DESTINATIONS_ALLOW_HTTP = env_bool("VIGIL_DESTINATIONS_ALLOW_HTTP", DEBUG)
+
+# Behavioural anomaly detection (ingest/anomaly): baselines per account, principal and instance.
+VIGIL_ANOMALY_ENABLED = env_bool("VIGIL_ANOMALY_ENABLED", True)
+# Days after which a learned habit counts half (exponential decay).
+VIGIL_ANOMALY_HALF_LIFE_DAYS = env_int("VIGIL_ANOMALY_HALF_LIFE_DAYS", 14)
+# Days a new principal/account/instance learns before its findings are raised (GuardDuty: ~7 days).
+VIGIL_ANOMALY_LEARNING_DAYS = env_int("VIGIL_ANOMALY_LEARNING_DAYS", 7)
+# While learning: "suppress" findings (default) or raise them at "low" severity.
+VIGIL_ANOMALY_LEARNING_MODE = env_str("VIGIL_ANOMALY_LEARNING_MODE", "suppress")
+# Look up source ASNs with geoip2fast's bundled GeoLite2-derived data (attribution in docs/anomaly.md).
+VIGIL_ANOMALY_ASN_LOOKUP = env_bool("VIGIL_ANOMALY_ASN_LOOKUP", True)
 
 os.environ.setdefault("POLARS_MAX_THREADS", "1")

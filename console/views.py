@@ -22,4 +22,4 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("accounts:list")
+    return redirect("findings:list")

@@ -129,3 +129,12 @@ class FindingPublication(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.finding_id} published={self.published_at}"
+
+
+# Rules, proposals and notification models live in their own module; importing them here registers them.
+from findings.rules_models import (  # noqa: E402, F401
+    Delivery,
+    Destination,
+    SavedFilter,
+    SuppressionProposal,
+)

@@ -53,4 +53,10 @@ def findings_set_feedback(*, actor: Any, findings: list[Finding], feedback: str,
         audit_record(account=account, actor=actor, action="finding.feedback", target=feedback,
                      finding_ids=[f.finding_id for f in findings if f.account_id == account.id][:50],
                      comments=comments[:1000])
+    if feedback == Feedback.NOT_USEFUL:
+        # Closing the loop: repeated "not useful" feedback proposes a suppression rule.
+        from findings.rules import proposals_consider
+
+        for finding in findings:
+            proposals_consider(finding=finding)
     return len(findings)

@@ -32,3 +32,68 @@ class AccessKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Filter(models.Model):
+    """GuardDuty's Filter: a saved FindingCriteria (action NOOP) or a suppression rule (ARCHIVE:
+    new matching findings are stored archived and never published). It belongs to the account that
+    manages the findings (the administrator for its members) in one region."""
+
+    class Action(models.TextChoices):
+        NOOP = "NOOP"
+        ARCHIVE = "ARCHIVE"
+
+    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="finding_filters")
+    region = models.CharField(max_length=32)
+    name = models.CharField(max_length=64)
+    description = models.CharField(max_length=512, blank=True)
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.NOOP)
+    rank = models.PositiveSmallIntegerField(default=1)
+    # FindingCriteria as the API model's member names: {"Criterion": {"type": {"Equals": [...]}}}.
+    criteria = models.JSONField(default=dict)
+    tags = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["rank", "name"]
+        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="uniq_filter_name")]
+        indexes = [models.Index(fields=["account", "region", "action"], name="filter_account_region_action")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.action}, {self.region})"
+
+
+def new_destination_id() -> str:
+    import secrets
+
+    return secrets.token_hex(16)
+
+
+class PublishingDestination(models.Model):
+    """GuardDuty's publishing destination: active findings of a detector (and of its associated
+    members, for an administrator) exported to S3 as gzip'd JSON Lines, encrypted with a KMS key."""
+
+    class Status(models.TextChoices):
+        PENDING_VERIFICATION = "PENDING_VERIFICATION"
+        PUBLISHING = "PUBLISHING"
+        UNABLE_TO_PUBLISH = "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY"
+        STOPPED = "STOPPED"
+
+    destination_id = models.CharField(max_length=32, unique=True, default=new_destination_id)
+    detector = models.OneToOneField("accounts.Detector", on_delete=models.CASCADE, related_name="publishing_destination")
+    destination_arn = models.CharField(max_length=1100)
+    kms_key_arn = models.CharField(max_length=2048)
+    expected_bucket_owner = models.CharField(max_length=12, blank=True)
+    status = models.CharField(max_length=48, choices=Status.choices, default=Status.PENDING_VERIFICATION)
+    failure_started_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    # Findings updated after this instant are not exported yet.
+    exported_until = models.DateTimeField(null=True, blank=True)
+    tags = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.destination_arn} ({self.status})"

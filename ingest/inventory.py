@@ -44,7 +44,7 @@ class Inventory:
     # --- learning -------------------------------------------------------------------------------
 
     def add_instance(self, instance_id: str, details: dict[str, Any] | None = None) -> None:
-        if not instance_id or not instance_id.startswith("i-"):
+        if not isinstance(instance_id, str) or not instance_id.startswith("i-"):
             return
         current = self.instances.get(instance_id)
         merged = {**(current or {}), **(details or {})}
@@ -53,7 +53,7 @@ class Inventory:
             self.dirty_instances.add(instance_id)
 
     def link(self, value: str | None, instance_id: str | None) -> None:
-        if not value or not instance_id or not instance_id.startswith("i-"):
+        if not value or not isinstance(value, str) or not isinstance(instance_id, str) or not instance_id.startswith("i-"):
             return
         if self.links.get(value) != instance_id:
             self.links[value] = instance_id
@@ -81,16 +81,18 @@ class Inventory:
         for name, response in launches.select("event_name", "response_elements").iter_rows():
             try:
                 doc = msgspec.json.decode(response)
-            except msgspec.DecodeError:
+                if name == "RunInstances":
+                    for item in ((doc.get("instancesSet") or {}).get("items") or []):
+                        self._learn_instance_item(item)
+                else:
+                    nic = doc.get("networkInterface") or {}
+                    instance_id = (nic.get("attachment") or {}).get("instanceId")
+                    self.link(nic.get("networkInterfaceId"), instance_id)
+                    self.link(nic.get("privateIpAddress"), instance_id)
+            except (msgspec.DecodeError, AttributeError, TypeError):
+                # Learning is best effort: a response of an unexpected shape (forged or from an
+                # API change) teaches nothing, and must not fail the object.
                 continue
-            if name == "RunInstances":
-                for item in ((doc.get("instancesSet") or {}).get("items") or []):
-                    self._learn_instance_item(item)
-            else:
-                nic = doc.get("networkInterface") or {}
-                instance_id = (nic.get("attachment") or {}).get("instanceId")
-                self.link(nic.get("networkInterfaceId"), instance_id)
-                self.link(nic.get("privateIpAddress"), instance_id)
 
     def _learn_instance_item(self, item: dict[str, Any]) -> None:
         instance_id = item.get("instanceId")

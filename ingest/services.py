@@ -273,6 +273,16 @@ def result_store(*, result: ObjectResult, account: Account, default_detector: De
     return upserted
 
 
+def anomaly_stage_for_workers() -> Any:
+    """Baselines in the database, locked and saved inside the object's transaction (or None)."""
+    if not getattr(settings, "VIGIL_ANOMALY_ENABLED", True):
+        return None
+    from ingest.anomaly.config import config_from_settings
+    from ingest.anomaly.services import DatabaseAnomalyStage
+
+    return DatabaseAnomalyStage(config=config_from_settings())
+
+
 def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
                    open_body: Callable[[], IO[bytes]] | None = None, matcher: Any = None) -> str:
     """Process one S3 object of a source. Returns the ledger status ("done", "failed", "skipped",
@@ -308,7 +318,8 @@ def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
             state = DatabaseStateStore(account_id=account.id, region=detector.region)
             body = open_body()
             try:
-                result = Pipeline(matcher=matcher, inventory=inventory, state=state).process(
+                result = Pipeline(matcher=matcher, inventory=inventory, state=state,
+                                  anomaly=anomaly_stage_for_workers()).process(
                     source.kind, body, aws_account_id=account.aws_account_id, region=detector.region)
             finally:
                 close = getattr(body, "close", None)

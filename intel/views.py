@@ -118,6 +118,7 @@ ACTIONS = {"activate": True, "deactivate": False}
 @login_required
 @require_POST
 def intel_action(request: HttpRequest, set_id: str) -> HttpResponse:
+    selectors.intel_set_get(actor=request.user, set_id=set_id)  # 404 before anything else for strangers
     action = request.POST.get("action", "")
     try:
         if action == "delete":
@@ -138,6 +139,7 @@ def intel_action(request: HttpRequest, set_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def intel_replace(request: HttpRequest, set_id: str) -> HttpResponse:
+    selectors.intel_set_get(actor=request.user, set_id=set_id)
     form = ReplaceForm(request.POST, request.FILES)
     if not form.is_valid():
         raise ServiceError(" ".join(form.errors.get("__all__", [])) or "Give a file or an s3:// location.")

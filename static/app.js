@@ -41,4 +41,15 @@
       });
     }
   });
+
+  // data-close-panel="#id" empties that side panel instead of following the link.
+  document.addEventListener("click", function (event) {
+    var el = event.target.closest ? event.target.closest("[data-close-panel]") : null;
+    if (!el) { return; }
+    var panel = document.querySelector(el.getAttribute("data-close-panel"));
+    if (panel) {
+      event.preventDefault();
+      panel.innerHTML = "";
+    }
+  });
 })();

@@ -4,6 +4,11 @@ Each parser streams: it decompresses in chunks, cuts at record boundaries and yi
 batch, so a 50 MB gzip'd object never needs its whole uncompressed text (or frame) in memory.
 Malformed records are counted and skipped, with a few kept as samples; an unreadable object (bad
 gzip, not the expected format at all) raises `UnreadableObject` with the reason.
+
+Two limits keep a hostile object (a decompression bomb, a 10 GB line) from exhausting memory:
+VIGIL_INGEST_MAX_OBJECT_BYTES caps the decompressed size of one object, and
+VIGIL_INGEST_MAX_BUFFER_BYTES caps what is held whole at once (one line, one CloudTrail record, or
+a CloudTrail object that is not in AWS's streamable layout). Past either, the object is unreadable.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from typing import IO
 from isal import igzip
 
 CHUNK_BYTES = 32 * 1024 * 1024
+MAX_OBJECT_BYTES = 2 * 1024**3
+MAX_BUFFER_BYTES = 256 * 1024**2
 MALFORMED_SAMPLES = 5
 SAMPLE_CHARS = 500
 
@@ -57,8 +64,35 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _setting(name: str, default: int) -> int:
+    """A Django setting when Django is configured (workers, manage.py), else the default."""
+    try:
+        from django.conf import settings
+
+        return int(getattr(settings, name, default))
+    except Exception:  # parsers also run without Django (bench, scripts)
+        return default
+
+
+def max_object_bytes() -> int:
+    return _setting("VIGIL_INGEST_MAX_OBJECT_BYTES", MAX_OBJECT_BYTES)
+
+
+def max_buffer_bytes() -> int:
+    return _setting("VIGIL_INGEST_MAX_BUFFER_BYTES", MAX_BUFFER_BYTES)
+
+
+def check_buffer(size: int, what: str) -> None:
+    limit = max_buffer_bytes()
+    if size > limit:
+        raise UnreadableObject(f"{what} is longer than {limit:,} bytes (VIGIL_INGEST_MAX_BUFFER_BYTES)")
+
+
 def read_chunks(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Uncompressed chunks of a gzip'd or plain stream; bad gzip becomes UnreadableObject."""
+    """Uncompressed chunks of a gzip'd or plain stream; bad gzip, or more than the object limit
+    after decompression (a bomb), becomes UnreadableObject."""
+    limit = max_object_bytes()
+    total = 0
     head = stream.read(2)
     if head == b"\x1f\x8b":
         reader: IO[bytes] = igzip.IGzipFile(fileobj=_Prefixed(head, stream), mode="rb")
@@ -66,9 +100,13 @@ def read_chunks(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[b
         reader = _Prefixed(head, stream)
     try:
         while True:
-            chunk = reader.read(chunk_bytes)
+            chunk = reader.read(min(chunk_bytes, limit + 1 - total))
             if not chunk:
                 return
+            total += len(chunk)
+            if total > limit:
+                raise UnreadableObject(f"decompresses to more than {limit:,} bytes (VIGIL_INGEST_MAX_OBJECT_BYTES); "
+                                       "refused as a possible decompression bomb")
             yield chunk
     except (OSError, EOFError, zlib.error, igzip.BadGzipFile) as exc:
         raise UnreadableObject(f"cannot decompress: {exc}") from exc
@@ -108,6 +146,7 @@ def line_batches(stream: IO[bytes], stats: ParseStats, chunk_bytes: int = CHUNK_
         data = rest + chunk
         cut = data.rfind(b"\n")
         if cut < 0:
+            check_buffer(len(data), "a line")
             rest = data
             continue
         rest = data[cut + 1:]

@@ -15,7 +15,7 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, gc_paused, read_chunks
+from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, check_buffer, gc_paused, read_chunks
 
 STREAM_THRESHOLD = CHUNK_BYTES
 _RECORD_START = b'{"eventVersion":'
@@ -192,17 +192,17 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
     """Decode a whole envelope (or array); on a bad record, fall back to one record at a time."""
     try:
         return _decode_list(data) if bare else _decode_envelope(data).Records
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     try:
         raws = _decode_raw_list(data) if bare else _decode_raw_envelope(data).Records
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise UnreadableObject(f"not CloudTrail JSON: {exc}") from exc
     events = []
     for raw in raws:
         try:
             events.append(_decode_event(raw))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             stats.bad(bytes(raw))
     return events
 
@@ -214,7 +214,7 @@ def _decode_lines(data: bytes, stats: ParseStats) -> list[Event]:
             continue
         try:
             events.append(_decode_event(line))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             stats.bad(line)
     if not events and stats.malformed:
         raise UnreadableObject("not CloudTrail JSON: no line decodes as an event")
@@ -251,9 +251,13 @@ def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = 
             yield events_to_frame(events)
 
 
-def _counted(chunks: Iterator[bytes], stats: ParseStats) -> Iterator[bytes]:
+def _counted(chunks: Iterator[bytes], stats: ParseStats, *, whole: bool = True) -> Iterator[bytes]:
+    held = 0
     for chunk in chunks:
         stats.bytes_uncompressed += len(chunk)
+        held += len(chunk)
+        if whole:  # the object is read whole: bound it
+            check_buffer(held, "a CloudTrail object outside AWS's delivery layout")
         yield chunk
 
 
@@ -261,10 +265,11 @@ def _stream_records(first: bytes, chunks: Iterator[bytes], stats: ParseStats) ->
     start = first.index(b"[") + 1
     buffer = first[start:]
     sep = b"," + _RECORD_START
-    for chunk in _counted(chunks, stats):
+    for chunk in _counted(chunks, stats, whole=False):
         buffer += chunk
         cut = buffer.rfind(sep)
         if cut <= 0:
+            check_buffer(len(buffer), "a CloudTrail record")
             continue
         body, buffer = buffer[:cut], buffer[cut + 1:]
         yield from _batch(body, stats)

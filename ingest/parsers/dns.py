@@ -60,7 +60,7 @@ def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_B
         with gc_paused():
             try:
                 queries = _decode_lines(batch)
-            except msgspec.DecodeError:
+            except (msgspec.DecodeError, UnicodeDecodeError):
                 queries = _one_by_one(batch, stats)
             queries = [q for q in queries if (q.query_name and q.query_timestamp) or stats.bad(msgspec.json.encode(q))]
             stats.records += len(queries)
@@ -75,7 +75,7 @@ def _one_by_one(batch: bytes, stats: ParseStats) -> list[Query]:
             continue
         try:
             out.append(_decode_one(line))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             stats.bad(line)
     return out
 

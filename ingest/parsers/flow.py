@@ -40,6 +40,10 @@ def parse_header(line: bytes) -> list[str] | None:
     """The field names of a header line, or None when the line is a record (a file without header)."""
     fields = line.decode("ascii", "replace").split()
     if fields and all(f in KNOWN_FIELDS for f in fields):
+        missing = [f for f in REQUIRED if f not in fields]
+        if missing or len(set(fields)) != len(fields):
+            raise UnreadableObject(f"VPC flow log format not usable: the header must name each field once and "
+                                   f"include {', '.join(REQUIRED)} ({line[:200]!r})")
         return fields
     if fields and fields[0].isdigit():
         return None

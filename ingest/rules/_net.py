@@ -53,25 +53,31 @@ def orient(frame: pl.DataFrame) -> pl.DataFrame:
             *(pl.lit(None, dtype=pl.String).alias(c) for c in ("local", "remote", "direction", "resource_key")),
             *(pl.lit(None, dtype=pl.Int64).alias(c) for c in ("local_port", "remote_port")),
             pl.lit(None, dtype=pl.Boolean).alias("initiator"))
-    seen = pl.concat([
-        frame.select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")),
-        frame.select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")),
-    ]).group_by("interface_id", "addr").len("_n")
-    frame = (frame
-             .join(seen.rename({"addr": "srcaddr", "_n": "_src_n"}), on=["interface_id", "srcaddr"], how="left",
-                   nulls_equal=True)
-             .join(seen.rename({"addr": "dstaddr", "_n": "_dst_n"}), on=["interface_id", "dstaddr"], how="left",
-                   nulls_equal=True))
     src_priv, dst_priv = is_private("srcaddr"), is_private("dstaddr")
-    src_local = (
+    frame = frame.with_columns(
         pl.when(pl.col("flow_direction") == "egress").then(True)
         .when(pl.col("flow_direction") == "ingress").then(False)
         .when(src_priv & ~dst_priv).then(True)
         .when(dst_priv & ~src_priv).then(False)
-        .otherwise(pl.col("_src_n") > pl.col("_dst_n"))
-    )
+        .otherwise(None).alias("_src_local"))
+    ambiguous = frame.filter(pl.col("_src_local").is_null())
+    if not ambiguous.is_empty():
+        # Both sides private (VPC-internal) or both public (IPv6): the interface's own address is the
+        # one it sees most often, counted over the whole frame.
+        seen = pl.concat([
+            frame.select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")),
+            frame.select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")),
+        ]).group_by("interface_id", "addr").len("_n")
+        ambiguous = (ambiguous
+                     .join(seen.rename({"addr": "srcaddr", "_n": "_src_n"}), on=["interface_id", "srcaddr"], how="left",
+                           nulls_equal=True)
+                     .join(seen.rename({"addr": "dstaddr", "_n": "_dst_n"}), on=["interface_id", "dstaddr"], how="left",
+                           nulls_equal=True)
+                     .with_columns((pl.col("_src_n") > pl.col("_dst_n")).alias("_src_local"))
+                     .drop("_src_n", "_dst_n"))
+        frame = pl.concat([frame.filter(pl.col("_src_local").is_not_null()), ambiguous])
     ported = pl.col("protocol").is_in([6, 17])
-    return frame.with_columns(_src_local=src_local).with_columns(
+    return frame.with_columns(
         pl.when("_src_local").then(pl.col("srcaddr")).otherwise(pl.col("dstaddr")).alias("local"),
         pl.when("_src_local").then(pl.col("dstaddr")).otherwise(pl.col("srcaddr")).alias("remote"),
         pl.when("_src_local").then(pl.col("srcport")).otherwise(pl.col("dstport")).alias("local_port"),
@@ -80,11 +86,16 @@ def orient(frame: pl.DataFrame) -> pl.DataFrame:
         (~ported | (pl.col("dstport") <= pl.col("srcport"))).alias("initiator"),
     ).with_columns(
         pl.coalesce("instance_id", "interface_id", "local").alias("resource_key"),
-    ).drop("_src_n", "_dst_n", "_src_local")
+    ).drop("_src_local")
 
 
-def epoch(col: str = "start") -> pl.Expr:
-    return pl.col(col).cast(pl.Int64)
+def oriented(frame: pl.DataFrame, ctx: RuleContext) -> pl.DataFrame:
+    """`orient(frame)`, computed once per frame and shared by every flow rule through its context
+    (the interface's address counts need the whole frame, not a rule's subset)."""
+    cache = ctx.__dict__.setdefault("_oriented", {})
+    if cache.get("frame") is not frame:
+        cache["frame"], cache["value"] = frame, orient(frame)
+    return cache["value"]
 
 
 # --- sliding windows in ctx.state ---------------------------------------------------------------

@@ -17,7 +17,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, network_finding, orient, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, network_finding, oriented, window_fire
 
 FAMILIES = {
     "SSH": ("UnauthorizedAccess:EC2/SSHBruteForce", (22,)),
@@ -63,12 +63,14 @@ CASES = [
 @rule(source=FLOW, finding_types=tuple(t for t, _ in FAMILIES.values()), cases=CASES,
       settings={"min_attempts": Setting(20, "connections from one remote address within the window"),
                 "window_seconds": Setting(600, "sliding window for counting attempts"),
+                "min_state_attempts": Setting(3, "attempts an object must show before a remote address is "
+                                                 "remembered (keeps one-off internet knocks out of the state)"),
                 "min_packets": Setting(5, "packets of a client record that tried to log in (health checks: 3)")},
       state="per (instance, remote address, service, role): attempts per minute of the last window")
 def brute_force(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     ports = {p: fam for fam, (_, ps) in FAMILIES.items() for p in ps}
-    flows_ = orient(frame.filter((pl.col("protocol") == 6)
-                                 & (pl.col("dstport").is_in(list(ports)) | pl.col("srcport").is_in(list(ports)))))
+    flows_ = oriented(frame, ctx).filter((pl.col("protocol") == 6)
+                                         & (pl.col("dstport").is_in(list(ports)) | pl.col("srcport").is_in(list(ports))))
     attempts = flows_.filter(pl.col("initiator") & (pl.col("packets") >= ctx.setting("min_packets")) & (
         ((pl.col("direction") == "INBOUND") & pl.col("local_port").is_in(list(ports)) & (pl.col("action") == "ACCEPT"))
         | ((pl.col("direction") == "OUTBOUND") & pl.col("remote_port").is_in(list(ports)))))
@@ -80,7 +82,8 @@ def brute_force(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
         .replace_strict(ports, return_dtype=pl.String).alias("family"),
     ).with_columns(pl.concat_str("family", "role", "resource_key", "remote", separator="|").alias("key"))
     hits = window_fire(ctx, attempts.select("key", pl.col("start").alias("t")),
-                       window=ctx.setting("window_seconds"), threshold=ctx.setting("min_attempts"))
+                       window=ctx.setting("window_seconds"), threshold=ctx.setting("min_attempts"),
+                       min_state=ctx.setting("min_state_attempts"))
     if not hits:
         return
     fired = attempts.filter(pl.col("key").is_in(list(hits)))

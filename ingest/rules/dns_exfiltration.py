@@ -59,7 +59,9 @@ CASES = [
                 "window_seconds": Setting(3600, "sliding window")},
       state="per (instance, domain): the first time each suspicious name was seen within the window")
 def dns_exfiltration(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    names = frame.with_columns(registrable_expr().alias("domain"))
+    # Cheap length test first: the registrable domain is at least 4 characters ("a.io").
+    names = frame.filter(pl.col("query_name").str.len_chars() >= ctx.setting("min_subdomain_length") + 5)
+    names = names.with_columns(registrable_expr().alias("domain"))
     names = names.with_columns(
         pl.col("query_name").str.slice(0, pl.col("query_name").str.len_chars() - pl.col("domain").str.len_chars() - 1)
         .alias("sub")).filter(pl.col("sub").str.len_chars() >= ctx.setting("min_subdomain_length"))

@@ -16,7 +16,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, network_finding, orient, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, network_finding, oriented, window_fire
 
 PREFIX = "Backdoor:EC2/DenialOfService."
 TCP_ONLY_PORTS = [21, 22, 23, 25, 110, 143, 445, 1433, 3306, 3389, 5432, 6379, 8080]
@@ -53,8 +53,10 @@ def denial_of_service(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detecti
     # A flood needs volume: only (interface, destination) pairs with a tenth of the threshold in this object.
     heavy = big.group_by("interface_id", "dstaddr").agg(pl.col("packets").sum().alias("_p")).filter(
         pl.col("_p") >= ctx.setting("min_packets") // 10)
-    out = orient(big.join(heavy.select("interface_id", "dstaddr"), on=["interface_id", "dstaddr"],
-                          nulls_equal=True)).filter(pl.col("direction") == "OUTBOUND")
+    out = oriented(frame, ctx).join(heavy.select("interface_id", "dstaddr"), on=["interface_id", "dstaddr"],
+                                    nulls_equal=True).filter(
+        (pl.col("direction") == "OUTBOUND") & (pl.col("packets") > 0)
+        & (pl.col("bytes") <= pl.col("packets") * ctx.setting("max_mean_packet_bytes")))
     if out.is_empty():
         return
     proto, port = pl.col("protocol"), pl.col("remote_port")

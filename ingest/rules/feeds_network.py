@@ -16,7 +16,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, network_finding, orient
+from ingest.rules._net import FLOW_EVIDENCE, network_finding, oriented
 
 BY_CATEGORY = {
     "c2": ("Backdoor:EC2/C&CActivity.B", "a known command and control server"),
@@ -69,7 +69,7 @@ def listed_addresses(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detectio
     wanted = set(by_ip) | tor
     if not wanted:
         return
-    rows = orient(frame.filter(pl.col("srcaddr").is_in(list(wanted)) | pl.col("dstaddr").is_in(list(wanted))))
+    rows = oriented(frame, ctx).filter(pl.col("remote").is_in(list(wanted)))
     client = rows.filter((pl.col("direction") == "OUTBOUND") & pl.col("initiator"))
     for category, (finding_type, what) in BY_CATEGORY.items():
         ips = [ip for ip, cats in by_ip.items() if category in cats]

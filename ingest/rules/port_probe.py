@@ -16,7 +16,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, network_finding, orient, port_details
+from ingest.rules._net import FLOW_EVIDENCE, network_finding, oriented, port_details
 
 PROBE_CATEGORIES = ("scanner", "malicious", "abused", "c2")
 EMR_PORTS = (8088, 8042, 8890, 8998, 9870, 16010, 18080, 19888, 20888, 50070)
@@ -52,9 +52,9 @@ def port_probe(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     listed = {ip: hits for ip, hits in listed.items() if hits}
     if not listed:
         return
-    candidates = frame.filter(pl.col("srcaddr").is_in(list(listed)) & (pl.col("action") == "ACCEPT")
-                              & pl.col("protocol").is_in([6, 17]))
-    probes = orient(candidates).filter(
+    candidates = oriented(frame, ctx).filter(pl.col("remote").is_in(list(listed)) & (pl.col("action") == "ACCEPT")
+                                             & pl.col("protocol").is_in([6, 17]))
+    probes = candidates.filter(
         (pl.col("direction") == "INBOUND") & pl.col("initiator") & pl.col("remote").is_in(list(listed))
         & ~pl.col("local_port").is_in(ctx.setting("ignored_ports")))
     evidence = [*FLOW_EVIDENCE, "local", "remote", "local_port"]

@@ -13,7 +13,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, is_public, network_finding, orient, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, is_public, network_finding, oriented, window_fire
 
 SWEEP = "Impact:EC2/PortSweep"
 
@@ -39,8 +39,8 @@ CASES = [
                 "min_state_hosts": Setting(10, "probed hosts an object must show before a port is remembered")},
       state="per (instance, port): the first time each public host was probed within the window")
 def port_sweep(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    probes = orient(frame.filter(pl.col("protocol").is_in([6, 17]) & (
-        (pl.col("packets") <= ctx.setting("max_probe_packets")) | (pl.col("action") == "REJECT")))).filter(
+    probes = oriented(frame, ctx).filter(pl.col("protocol").is_in([6, 17]) & (
+        (pl.col("packets") <= ctx.setting("max_probe_packets")) | (pl.col("action") == "REJECT"))).filter(
         (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public("remote"))
     probes = probes.with_columns(pl.concat_str("resource_key", pl.col("remote_port").cast(pl.String), separator="|")
                                  .alias("key"))

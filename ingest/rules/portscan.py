@@ -14,7 +14,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, network_finding, orient, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, network_finding, oriented, window_fire
 
 PORTSCAN = "Recon:EC2/Portscan"
 TOP_PORTS = [21, 22, 23, 25, 53, 80, 110, 111, 135, 139, 143, 443, 445, 993, 995, 1433, 1723, 3306, 3389, 5432, 5900,
@@ -46,7 +46,7 @@ CASES = [
                 "min_state_ports": Setting(5, "distinct ports an object must show before a pair is remembered")},
       state="per (instance, remote host): the first time each port was tried within the window")
 def portscan(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    out = orient(frame.filter(pl.col("protocol").is_in([6, 17]))).filter(
+    out = oriented(frame, ctx).filter(pl.col("protocol").is_in([6, 17])).filter(
         (pl.col("direction") == "OUTBOUND") & pl.col("initiator"))
     out = out.with_columns(pl.concat_str("resource_key", "remote", separator="|").alias("key"))
     wide = out.group_by("key").agg(pl.col("remote_port").n_unique().alias("_ports")).filter(

@@ -14,7 +14,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, is_public, network_finding, orient, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, is_public, network_finding, oriented, window_fire
 
 SPAMBOT = "Backdoor:EC2/Spambot"
 
@@ -37,7 +37,7 @@ CASES = [
                 "window_seconds": Setting(3600, "sliding window")},
       state="per instance: first port-25 activity (its history) and the hosts of the last window")
 def spambot(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    smtp = orient(frame.filter((pl.col("dstport") == 25) & (pl.col("protocol") == 6))).filter(
+    smtp = oriented(frame, ctx).filter((pl.col("dstport") == 25) & (pl.col("protocol") == 6)).filter(
         (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public("remote"))
     if smtp.is_empty():
         return

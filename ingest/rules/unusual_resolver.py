@@ -16,7 +16,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, is_public, network_finding, orient
+from ingest.rules._net import FLOW_EVIDENCE, is_public, network_finding, oriented
 
 TYPES = {"DNS": "DefenseEvasion:EC2/UnusualDNSResolver", "DoH": "DefenseEvasion:EC2/UnusualDoHActivity",
          "DoT": "DefenseEvasion:EC2/UnusualDoTActivity"}
@@ -58,8 +58,8 @@ CASES = [
                 "doh_servers": Setting(list(DOH_SERVERS), "addresses of public DNS-over-HTTPS services")},
       state="per instance: first time seen; per instance and protocol: public resolvers used")
 def unusual_resolver(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    oriented = orient(frame)
-    firsts = dict(oriented.group_by("resource_key").agg(pl.col("start").min()).iter_rows())
+    flows_ = oriented(frame, ctx)
+    firsts = dict(flows_.group_by("resource_key").agg(pl.col("start").min()).iter_rows())
     seen = ctx.state_get([f"seen|{k}" for k in firsts])
     since = {}
     for key, first in firsts.items():
@@ -70,7 +70,7 @@ def unusual_resolver(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detectio
     kind = (pl.when(port == 53).then(pl.lit("DNS"))
             .when((port == 853) & (proto == 6)).then(pl.lit("DoT"))
             .when((port == 443) & pl.col("remote").is_in(ctx.setting("doh_servers"))).then(pl.lit("DoH")))
-    lookups = oriented.filter((pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public("remote")
+    lookups = flows_.filter((pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public("remote")
                               & proto.is_in([6, 17])).with_columns(kind.alias("kind")).filter(
         pl.col("kind").is_not_null())
     if lookups.is_empty():

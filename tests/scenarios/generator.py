@@ -215,7 +215,7 @@ def _benign(acct: AccountTraffic, days: int, scale: float, scenario: Scenario) -
     per_hour = max(1, int(60 * scale))
     for h in range(hours):
         base = START + timedelta(hours=h)
-        at = lambda: base + timedelta(seconds=rng.randrange(3600))  # noqa: E731
+        at = lambda base=base: base + timedelta(seconds=rng.randrange(3600))  # noqa: E731
         for web in webs:
             for _ in range(per_hour):
                 acct.connection(web, _public(rng), rng.choice([443, 443, 80]), at(), inbound=True, packets=rng.randrange(6, 60))

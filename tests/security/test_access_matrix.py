@@ -64,6 +64,40 @@ def admin_id(w: World) -> dict:
     return {"aws_account_id": w.admin_account.aws_account_id}
 
 
+def admin_baseline(w: World) -> dict:
+    """A learned principal of the admin account (the page 404s until something was learned)."""
+    from ingest.anomaly.models import Baseline
+
+    key = f"arn:aws:iam::{w.admin_account.aws_account_id}:user/alice"
+    row, _ = Baseline.objects.get_or_create(account=w.admin_account, kind="principal", key=key,
+                                            defaults={"label": "alice"})
+    return {"pk": row.pk}
+def _admin_finding(w: World) -> dict:
+    from tests.findings.util import make_finding
+
+    finding = w.admin_account.findings.first() or make_finding(w.admin_account, title=f"Probe {ADMIN_MARKER}")
+    return {"finding_id": finding.finding_id}
+
+
+def _admin_filter(w: World) -> dict:
+    from findings.rules_models import SavedFilter
+
+    saved, _ = SavedFilter.objects.get_or_create(
+        account=w.admin_account, name="matrix-rule",
+        defaults={"action": "ARCHIVE", "criteria": {"Criterion": {"type": {"Equals": ["Recon:EC2/Portscan"]}}},
+                  "description": ADMIN_MARKER})
+    return {"pk": saved.pk}
+
+
+def _admin_destination(w: World) -> dict:
+    from findings.rules_models import Destination
+
+    destination, _ = Destination.objects.get_or_create(
+        account=w.admin_account, name=f"hook {ADMIN_MARKER}",
+        defaults={"kind": "webhook", "url": "https://hooks.example.com/vigil"})
+    return {"pk": destination.pk}
+
+
 ACCESS: dict[str, Rule] = {
     "home": Rule(skip="redirect to the first page"),
     "healthz": Rule(public=True),
@@ -99,6 +133,39 @@ ACCESS: dict[str, Rule] = {
     "ingest:sources": Rule(get=SIGNED_IN),
     "ingest:source_create": Rule(post_only=True),
     "ingest:usage": Rule(get=SIGNED_IN),
+    "ingest:baselines": Rule(get=SIGNED_IN),
+    "ingest:baseline": Rule(get=ADMIN_SIDE, kwargs=admin_baseline),
+    "findings:list": Rule(get=SIGNED_IN),
+    "findings:poll": Rule(get=SIGNED_IN),
+    "findings:summary": Rule(get=SIGNED_IN),
+    "findings:archive": Rule(post_only=True),
+    "findings:samples": Rule(post_only=True),
+    "findings:detail": Rule(get=ADMIN_SIDE, kwargs=_admin_finding),
+    "findings:feedback": Rule(post_only=True, kwargs=_admin_finding),
+    "findings:filters": Rule(get=SIGNED_IN),
+    "findings:filter_new": Rule(get=SIGNED_IN),
+    "findings:filter_preview": Rule(post_only=True),
+    "findings:filter_edit": Rule(get=ADMIN_SIDE, kwargs=_admin_filter),
+    "findings:filter_delete": Rule(post_only=True, kwargs=_admin_filter),
+    "findings:proposal_decide": Rule(post_only=True, kwargs=lambda w: {"pk": 999999}),
+    "findings:destinations": Rule(get=SIGNED_IN),
+    "findings:destination": Rule(get=ADMIN_SIDE, kwargs=_admin_destination),
+    "findings:destination_test": Rule(post_only=True, kwargs=_admin_destination),
+    "findings:destination_delete": Rule(post_only=True, kwargs=_admin_destination),
+    "api-findings": Rule(get=SIGNED_IN, api=True),
+    "api-finding": Rule(get=ADMIN_SIDE, api=True, kwargs=_admin_finding),
+    "api-findings-archive": Rule(post_only=True, api=True),
+    "api-findings-unarchive": Rule(post_only=True, api=True),
+    "api-findings-feedback": Rule(post_only=True, api=True),
+    "api-findings-statistics": Rule(get=SIGNED_IN, api=True),
+    "api-findings-export": Rule(get=SIGNED_IN, api=True, kwargs=lambda w: {"fmt": "csv"}),
+    "api-finding-filters": Rule(get=SIGNED_IN, api=True),
+    "api-finding-filter-preview": Rule(post_only=True, api=True),
+    "api-finding-filter": Rule(get=ADMIN_SIDE, api=True, kwargs=_admin_filter),
+    "api-finding-destinations": Rule(get=SIGNED_IN, api=True),
+    "api-finding-destination": Rule(get=ADMIN_SIDE, api=True, kwargs=_admin_destination),
+    "api-finding-destination-test": Rule(post_only=True, api=True, kwargs=_admin_destination),
+    "api-finding-deliveries": Rule(get=ADMIN_SIDE, api=True, kwargs=_admin_destination),
     "intel:list": Rule(get=SIGNED_IN),
     "intel:create": Rule(post_only=True),
     "intel:check": Rule(get=SIGNED_IN),
@@ -183,7 +250,8 @@ def test_access(world, name, role):
     url = reverse(name, kwargs=rule.kwargs(world)) + (f"?{rule.query}" if rule.query else "")
     client = _client(world, role, rule.api)
     response = client.get(url)
-    body = response.content.decode(errors="replace")
+    raw = b"".join(response.streaming_content) if response.streaming else response.content
+    body = raw.decode(errors="replace")
     assert response.status_code < 500, f"{name} as {role}: {response.status_code}"
     if rule.public:
         assert response.status_code in (200, 302)

@@ -1,0 +1,450 @@
+"""Notifications: findings become EventBridge-format events, queued per destination and delivered
+with retries.
+
+Two stages, both Celery beat tasks (findings.tasks):
+
+1. `publish_due` drains the FindingPublication outbox: a NEW finding is published at once, an
+   UPDATED one once the detector's publishing frequency has passed since its first pending update
+   (all occurrences in between merged, as GuardDuty does). Each event is queued as one Delivery row
+   per matching destination (minimum severity + FindingCriteria). The queue of a destination is
+   bounded: beyond VIGIL_DESTINATION_QUEUE_MAX pending events, new ones are refused and counted on
+   the destination, which shows the error (never a silent drop, never unbounded growth).
+2. `deliver_due` sends what is due, destination by destination, each in its own error boundary, so
+   a failing destination never blocks detection (publishing only writes rows) or another
+   destination. A failed send stays queued and is retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+import hmac
+import io
+import json
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, QuerySet
+from django.utils import timezone
+
+from accounts import access
+from accounts.events import audit_record
+from accounts.models import Account, Detector
+from console.errors import NotFoundError, ServiceError
+from findings import criteria as fc
+from findings.models import Finding, FindingPublication
+from findings.rules_models import Delivery, Destination
+from findings.serialize import finding_to_guardduty, iso
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = 10
+
+
+def _queue_max() -> int:
+    return int(getattr(settings, "VIGIL_DESTINATION_QUEUE_MAX", 10000))
+BATCH = 100
+FREQUENCIES = {
+    Detector.PublishingFrequency.FIFTEEN_MINUTES: dt.timedelta(minutes=15),
+    Detector.PublishingFrequency.ONE_HOUR: dt.timedelta(hours=1),
+    Detector.PublishingFrequency.SIX_HOURS: dt.timedelta(hours=6),
+}
+SIGNATURE_HEADER = "X-Vigil-Signature-256"
+
+
+class DeliveryError(Exception):
+    def __init__(self, message: str, *, status_code: int | None = None, response: str = "") -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.response = response
+
+
+# --- events ----------------------------------------------------------------------------------
+
+def build_event(finding: Finding, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    """EventBridge's GuardDuty event: one finding per event, detail = GetFindings' JSON."""
+    manager = access.managing_account(finding.account)
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "GuardDuty Finding",
+        "source": "aws.guardduty",
+        "account": manager.aws_account_id,
+        "time": (now or timezone.now()).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": finding.region,
+        "resources": [],
+        "detail": finding_to_guardduty(finding),
+    }
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def chat_message(event: Mapping[str, Any]) -> dict[str, Any]:
+    """Slack incoming-webhook message (also accepted by Teams' incoming webhooks via `text`)."""
+    d = event.get("detail") or {}
+    severity = float(d.get("severity") or 0)
+    label = "Critical" if severity >= 9 else "High" if severity >= 7 else "Medium" if severity >= 4 else "Low"
+    text = (f"*GuardDuty finding* [{label} {severity:.1f}] {d.get('type', '')}\n{d.get('title', '')}\n"
+            f"Account {d.get('accountId', '')} · {d.get('region', '')} · count {(d.get('service') or {}).get('count', 1)}"
+            f" · id {d.get('id', '')}")
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": f"{label} {severity:.1f}: {d.get('type', '')}"[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": str(d.get("title", ""))[:2900]}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": (
+                f"Account {d.get('accountId', '')} · {d.get('region', '')} · finding {d.get('id', '')}")}]},
+        ],
+    }
+
+
+# --- senders ---------------------------------------------------------------------------------
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    try:
+        response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
+    except requests.RequestException as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}"[:500]) from exc
+    text = response.text[:1000]
+    if not 200 <= response.status_code < 300:
+        raise DeliveryError(f"HTTP {response.status_code}", status_code=response.status_code, response=text)
+    return response.status_code, text
+
+
+def _send_http(destination: Destination, delivery: Delivery) -> tuple[int | None, str]:
+    if destination.kind == Destination.Kind.SLACK:
+        body = json.dumps(chat_message(delivery.event)).encode()
+        return _post(destination.url, body, {"Content-Type": "application/json"})
+    body = json.dumps(delivery.event, separators=(",", ":"), sort_keys=True).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Vigil-Webhook/1",
+        SIGNATURE_HEADER: sign(destination.secret, body),
+        "X-Vigil-Event-Id": str(delivery.event.get("id", "")),
+        "X-Vigil-Delivery": str(delivery.pk or ""),
+    }
+    return _post(destination.url, body, headers)
+
+
+def _boto_client(service: str, destination: Destination, region: str):
+    import boto3
+
+    config = destination.config or {}
+    endpoint = config.get("endpoint_url") or settings.AWS_ENDPOINT_URL or None
+    return boto3.client(service, region_name=config.get("region") or region or "us-east-1", endpoint_url=endpoint)
+
+
+def _send_eventbridge(destination: Destination, deliveries: list[Delivery]) -> None:
+    """put_events in batches of 10; the source is vigil.guardduty ('aws.' sources are reserved by AWS)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    config = destination.config or {}
+    client = _boto_client("events", destination, deliveries[0].region)
+    for start in range(0, len(deliveries), 10):
+        chunk = deliveries[start:start + 10]
+        entries = [{"Source": config.get("source") or "vigil.guardduty", "DetailType": "GuardDuty Finding",
+                    "Detail": json.dumps(d.event["detail"]), "EventBusName": config.get("event_bus_name") or "default",
+                    "Resources": []} for d in chunk]
+        try:
+            answer = client.put_events(Entries=entries)
+        except (BotoCoreError, ClientError) as exc:
+            raise DeliveryError(str(exc)[:500]) from exc
+        if answer.get("FailedEntryCount"):
+            failed = [e for e in answer.get("Entries", []) if e.get("ErrorCode")]
+            raise DeliveryError(f"{answer['FailedEntryCount']} entries failed: {failed[:1]}")
+        for d, entry in zip(chunk, answer.get("Entries", []), strict=False):
+            d.response = f"EventId {entry.get('EventId', '')}"
+
+
+def s3_key(destination: Destination, region: str) -> str:
+    """GuardDuty's publishing layout: <prefix>/AWSLogs/<account>/GuardDuty/<region>/<uuid>.jsonl.gz"""
+    prefix = ((destination.config or {}).get("prefix") or "").strip("/")
+    key = f"AWSLogs/{destination.account.aws_account_id}/GuardDuty/{region}/{uuid.uuid4()}.jsonl.gz"
+    return f"{prefix}/{key}" if prefix else key
+
+
+def _send_s3(destination: Destination, deliveries: list[Delivery]) -> None:
+    """One gzip JSON Lines object per Region and batch, one finding per line."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket = (destination.config or {}).get("bucket")
+    by_region: dict[str, list[Delivery]] = defaultdict(list)
+    for d in deliveries:
+        by_region[d.region or d.event.get("region", "")].append(d)
+    for region, group in by_region.items():
+        buffer = io.BytesIO()
+        with gzip.GzipFile(fileobj=buffer, mode="wb") as gz:
+            for d in group:
+                gz.write(json.dumps(d.event["detail"], separators=(",", ":")).encode() + b"\n")
+        key = s3_key(destination, region)
+        try:
+            _boto_client("s3", destination, region).put_object(
+                Bucket=bucket, Key=key, Body=buffer.getvalue(), ContentType="application/x-ndjson",
+                ContentEncoding="gzip")
+        except (BotoCoreError, ClientError) as exc:
+            raise DeliveryError(str(exc)[:500]) from exc
+        for d in group:
+            d.response = f"s3://{bucket}/{key}"
+
+
+# --- destinations (services and selectors) ---------------------------------------------------
+
+def destination_list(*, actor: Any) -> QuerySet[Destination]:
+    return Destination.objects.filter(account__in=access.accounts_visible_to(user=actor)).select_related("account")
+
+
+def destination_get(*, actor: Any, pk: int) -> Destination:
+    found = destination_list(actor=actor).filter(pk=pk).first()
+    if found is None:
+        raise NotFoundError("No such destination.")
+    return found
+
+
+def _validate_destination(*, kind: str, url: str, config: Mapping[str, Any], min_severity: float,
+                          criteria: Mapping[str, Any] | None) -> dict[str, Any]:
+    if kind not in Destination.Kind.values:
+        raise ServiceError(f"Unknown destination kind {kind!r}.")
+    if not 1.0 <= float(min_severity) <= 10.0:
+        raise ServiceError("The minimum severity is between 1.0 and 10.0.")
+    if kind in (Destination.Kind.WEBHOOK, Destination.Kind.SLACK):
+        parts = urlsplit(url or "")
+        allow_http = getattr(settings, "VIGIL_DESTINATIONS_ALLOW_HTTP", settings.DEBUG)
+        if parts.scheme not in (("https", "http") if allow_http else ("https",)) or not parts.hostname:
+            raise ServiceError("A webhook URL must be an https:// URL.")
+    if kind == Destination.Kind.S3 and not (config or {}).get("bucket"):
+        raise ServiceError("An S3 destination needs a bucket.")
+    return fc.validate(criteria or {}, allow_matches=True) if criteria else {}
+
+
+@transaction.atomic
+def destination_create(*, actor: Any, account: Account, name: str, kind: str, url: str = "",
+                       config: Mapping[str, Any] | None = None, min_severity: float = 1.0,
+                       criteria: Mapping[str, Any] | None = None, enabled: bool = True) -> Destination:
+    """Destinations belong to an administrator account (or a standalone one) and cover its members."""
+    manager = access.require_manager_role(actor, account, access.ADMIN_ROLES, what="manage finding destinations")
+    if not (name or "").strip():
+        raise ServiceError("A destination needs a name.")
+    validated = _validate_destination(kind=kind, url=url, config=config or {}, min_severity=min_severity,
+                                      criteria=criteria)
+    if Destination.objects.filter(account=manager, name=name).exists():
+        raise ServiceError(f"A destination named {name} already exists.", code="conflict")
+    destination = Destination.objects.create(account=manager, name=name.strip()[:100], kind=kind, url=url,
+                                             config=dict(config or {}), min_severity=float(min_severity),
+                                             criteria=validated, enabled=enabled)
+    audit_record(account=manager, actor=actor, action="destination.create", target=name, kind=kind)
+    return destination
+
+
+@transaction.atomic
+def destination_update(*, actor: Any, destination: Destination, **changes: Any) -> Destination:
+    access.require_manager_role(actor, destination.account, access.ADMIN_ROLES, what="manage finding destinations")
+    fields = {k: changes.get(k, getattr(destination, k))
+              for k in ("name", "url", "config", "min_severity", "criteria", "enabled")}
+    validated = _validate_destination(kind=destination.kind, url=fields["url"], config=fields["config"],
+                                      min_severity=fields["min_severity"], criteria=fields["criteria"])
+    for key, value in {**fields, "criteria": validated}.items():
+        setattr(destination, key, value)
+    destination.save()
+    audit_record(account=destination.account, actor=actor, action="destination.update", target=destination.name)
+    return destination
+
+
+@transaction.atomic
+def destination_delete(*, actor: Any, destination: Destination) -> None:
+    access.require_manager_role(actor, destination.account, access.ADMIN_ROLES, what="manage finding destinations")
+    audit_record(account=destination.account, actor=actor, action="destination.delete", target=destination.name)
+    destination.delete()
+
+
+def destination_test(*, actor: Any, destination: Destination) -> Delivery:
+    """Send one sample event now (a `[SAMPLE]` finding) and return the logged attempt."""
+    access.require_manager_role(actor, destination.account, access.ADMIN_ROLES, what="test finding destinations")
+    now = timezone.now()
+    region = (destination.config or {}).get("region") or settings.VIGIL_REGIONS[0]
+    detail = {
+        "schemaVersion": "2.0", "accountId": destination.account.aws_account_id, "region": region,
+        "partition": "aws", "id": uuid.uuid4().hex, "type": "Recon:EC2/PortProbeUnprotectedPort", "severity": 2.0,
+        "title": "[SAMPLE] Test event from Vigil", "description": "A test of this destination.",
+        "createdAt": iso(now), "updatedAt": iso(now), "resource": {"resourceType": "Instance"},
+        "service": {"serviceName": "guardduty", "archived": False, "count": 1,
+                    "additionalInfo": {"value": json.dumps({"sample": True}), "type": "default"}},
+    }
+    event = {"version": "0", "id": str(uuid.uuid4()), "detail-type": "GuardDuty Finding", "source": "aws.guardduty",
+             "account": destination.account.aws_account_id, "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+             "region": region, "resources": [], "detail": detail}
+    delivery = Delivery.objects.create(destination=destination, kind=Delivery.Kind.TEST, region=region, event=event,
+                                       next_attempt_at=now)
+    _attempt(destination, [delivery], now=now, final=True)
+    delivery.refresh_from_db()
+    return delivery
+
+
+# --- publishing: outbox -> queued deliveries --------------------------------------------------
+
+def _frequency(finding: Finding, cache: dict[tuple[int, str], dt.timedelta]) -> dt.timedelta:
+    manager = access.managing_account(finding.account)
+    key = (manager.id, finding.region)
+    if key not in cache:
+        detector = Detector.objects.filter(account=manager, region=finding.region).first() or finding.detector
+        value = detector.finding_publishing_frequency if detector else Detector.PublishingFrequency.SIX_HOURS
+        cache[key] = FREQUENCIES.get(value, FREQUENCIES[Detector.PublishingFrequency.SIX_HOURS])
+    return cache[key]
+
+
+def _wants(destination: Destination, finding: Finding, values: dict[str, Any]) -> bool:
+    if not destination.enabled or finding.severity < destination.min_severity:
+        return False
+    try:
+        return fc.criteria_match(destination.criteria, values) if destination.criteria else True
+    except fc.CriteriaError:
+        return False
+
+
+def enqueue(destination: Destination, *, event: dict[str, Any], kind: str, finding: Finding | None,
+            now: dt.datetime) -> Delivery | None:
+    """Queue one event, unless the destination's queue is full: then refuse it visibly."""
+    pending = Delivery.objects.filter(destination=destination, status=Delivery.Status.PENDING).count()
+    if pending >= _queue_max():
+        Destination.objects.filter(pk=destination.pk).update(
+            refused_count=F("refused_count") + 1, status=Destination.Status.QUEUE_FULL,
+            last_error=f"Queue full ({pending} events waiting): new events are refused until it drains.")
+        return None
+    return Delivery.objects.create(destination=destination, finding=finding, kind=kind, region=event["region"],
+                                   event=event, next_attempt_at=now)
+
+
+def publish_due(*, now: dt.datetime | None = None, limit: int = 2000) -> int:
+    """Turn due outbox rows into queued deliveries. Returns how many findings were published."""
+    now = now or timezone.now()
+    shortest = min(FREQUENCIES.values())
+    rows = list(
+        FindingPublication.objects.filter(published_at__isnull=True)
+        .filter(kind=FindingPublication.Kind.NEW)
+        .select_related("finding__account", "finding__detector")
+        .order_by("created_at", "id")[:limit]
+    ) + list(
+        FindingPublication.objects.filter(published_at__isnull=True, kind=FindingPublication.Kind.UPDATED,
+                                          created_at__lte=now - shortest)
+        .select_related("finding__account", "finding__detector")
+        .order_by("created_at", "id")[:limit]
+    )
+    frequencies: dict[tuple[int, str], dt.timedelta] = {}
+    destinations: dict[int, list[Destination]] = {}
+    published = 0
+    for row in rows:
+        finding = row.finding
+        if row.kind == FindingPublication.Kind.UPDATED and row.created_at + _frequency(finding, frequencies) > now:
+            continue
+        with transaction.atomic():
+            manager = access.managing_account(finding.account)
+            if manager.id not in destinations:
+                destinations[manager.id] = list(Destination.objects.filter(account=manager, enabled=True)
+                                                .select_related("account"))
+            values = fc.finding_values(finding)
+            wanted = [d for d in destinations[manager.id] if _wants(d, finding, values)]
+            if wanted:
+                event = build_event(finding, now=now)
+                for destination in wanted:
+                    enqueue(destination, event=event, kind=row.kind, finding=finding, now=now)
+            FindingPublication.objects.filter(pk=row.pk).update(published_at=now)
+        published += 1
+    return published
+
+
+# --- delivery --------------------------------------------------------------------------------
+
+def backoff(attempts: int) -> dt.timedelta:
+    base = getattr(settings, "VIGIL_DELIVERY_BACKOFF_BASE_SECONDS", 30)
+    ceiling = getattr(settings, "VIGIL_DELIVERY_BACKOFF_MAX_SECONDS", 3600)
+    return dt.timedelta(seconds=min(ceiling, base * (2 ** max(0, attempts - 1))))
+
+
+def _attempt(destination: Destination, deliveries: list[Delivery], *, now: dt.datetime, final: bool = False) -> bool:
+    """Send a batch in order; stop at the first failure and leave the rest queued behind it."""
+    sent: list[Delivery] = []
+    failure: DeliveryError | None = None
+    failed: Delivery | None = None
+    try:
+        if destination.kind in (Destination.Kind.WEBHOOK, Destination.Kind.SLACK):
+            for delivery in deliveries:
+                try:
+                    code, text = _send_http(destination, delivery)
+                except DeliveryError as exc:
+                    failure, failed = exc, delivery
+                    break
+                delivery.status_code, delivery.response = code, text
+                sent.append(delivery)
+        elif destination.kind == Destination.Kind.EVENTBRIDGE:
+            _send_eventbridge(destination, deliveries)
+            sent = list(deliveries)
+        elif destination.kind == Destination.Kind.S3:
+            _send_s3(destination, deliveries)
+            sent = list(deliveries)
+    except DeliveryError as exc:
+        failure, failed = exc, deliveries[0]
+    except Exception as exc:
+        log.exception("destination %s failed", destination.pk)
+        failure, failed = DeliveryError(f"{type(exc).__name__}: {exc}"[:500]), deliveries[0]
+    for delivery in sent:
+        Delivery.objects.filter(pk=delivery.pk).update(
+            status=Delivery.Status.DELIVERED, attempts=F("attempts") + 1, delivered_at=now,
+            status_code=delivery.status_code, response=delivery.response[:1000], error="")
+    if sent:
+        Destination.objects.filter(pk=destination.pk).update(last_success_at=now)
+    if failure is None:
+        Destination.objects.filter(pk=destination.pk).exclude(status=Destination.Status.QUEUE_FULL).update(
+            status=Destination.Status.OK, failing_since=None, last_error="")
+        if sent:
+            pending = Delivery.objects.filter(destination=destination, status=Delivery.Status.PENDING).count()
+            if pending < _queue_max():
+                Destination.objects.filter(pk=destination.pk, status=Destination.Status.QUEUE_FULL).update(
+                    status=Destination.Status.OK, last_error="")
+        return True
+    assert failed is not None
+    attempts = failed.attempts + 1
+    if final:
+        Delivery.objects.filter(pk=failed.pk).update(status=Delivery.Status.FAILED, attempts=attempts,
+                                                     status_code=failure.status_code, response=failure.response,
+                                                     error=str(failure))
+        return False
+    retry_at = now + backoff(attempts)
+    Delivery.objects.filter(pk=failed.pk).update(attempts=attempts, next_attempt_at=retry_at,
+                                                 status_code=failure.status_code, response=failure.response,
+                                                 error=str(failure))
+    rest = [d.pk for d in deliveries if d.pk != failed.pk and d not in sent]
+    Delivery.objects.filter(pk__in=rest).update(next_attempt_at=retry_at)
+    Destination.objects.filter(pk=destination.pk).update(last_error=f"{failure} (retry at {retry_at:%H:%M:%S})")
+    Destination.objects.filter(pk=destination.pk).exclude(status=Destination.Status.QUEUE_FULL).update(
+        status=Destination.Status.FAILING)
+    Destination.objects.filter(pk=destination.pk, failing_since__isnull=True).update(failing_since=now)
+    return False
+
+
+def deliver_due(*, now: dt.datetime | None = None) -> dict[str, int]:
+    """Send every due delivery, destination by destination. Returns counts for logging and tests."""
+    now = now or timezone.now()
+    due = (Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
+           .values_list("destination_id", flat=True).distinct())
+    outcome = {"delivered": 0, "failed_destinations": 0}
+    for destination in Destination.objects.filter(pk__in=list(due)).select_related("account"):
+        batch = list(Delivery.objects.filter(destination=destination, status=Delivery.Status.PENDING,
+                                             next_attempt_at__lte=now).order_by("created_at", "id")[:BATCH])
+        if not batch:
+            continue
+        if _attempt(destination, batch, now=now):
+            outcome["delivered"] += len(batch)
+        else:
+            outcome["failed_destinations"] += 1
+            outcome["delivered"] += Delivery.objects.filter(pk__in=[d.pk for d in batch],
+                                                            status=Delivery.Status.DELIVERED).count()
+    return outcome
