@@ -100,7 +100,7 @@ def filter_create(*, actor: Any, account: Account, name: str, criteria: Mapping[
                                               created_by=actor if getattr(actor, "is_authenticated", False) else None)
     except IntegrityError as exc:
         raise ConflictError(f"A filter named {name} already exists.") from exc
-    audit_record(account=manager, actor=actor, action="filter.create", target=name, filter_action=action,
+    audit_record(account=manager, actor=actor, action="filter.created", target=name, filter_action=action,
                  criteria=validated)
     return rule
 
@@ -117,7 +117,7 @@ def filter_update(*, actor: Any, saved_filter: SavedFilter, **changes: Any) -> S
             saved_filter.save()
     except IntegrityError as exc:
         raise ConflictError(f"A filter named {fields['name']} already exists.") from exc
-    audit_record(account=saved_filter.account, actor=actor, action="filter.update", target=saved_filter.name,
+    audit_record(account=saved_filter.account, actor=actor, action="filter.updated", target=saved_filter.name,
                  filter_action=saved_filter.action, criteria=validated)
     return saved_filter
 
@@ -125,7 +125,7 @@ def filter_update(*, actor: Any, saved_filter: SavedFilter, **changes: Any) -> S
 @transaction.atomic
 def filter_delete(*, actor: Any, saved_filter: SavedFilter) -> None:
     access.require_manager_role(actor, saved_filter.account, access.TRIAGE_ROLES, what="manage suppression rules")
-    audit_record(account=saved_filter.account, actor=actor, action="filter.delete", target=saved_filter.name,
+    audit_record(account=saved_filter.account, actor=actor, action="filter.deleted", target=saved_filter.name,
                  filter_action=saved_filter.action, criteria=saved_filter.criteria)
     saved_filter.delete()
 

@@ -34,37 +34,6 @@ class AccessKey(models.Model):
         return self.revoked_at is None
 
 
-class Filter(models.Model):
-    """GuardDuty's Filter: a saved FindingCriteria (action NOOP) or a suppression rule (ARCHIVE:
-    new matching findings are stored archived and never published). It belongs to the account that
-    manages the findings (the administrator for its members) in one region."""
-
-    class Action(models.TextChoices):
-        NOOP = "NOOP"
-        ARCHIVE = "ARCHIVE"
-
-    account = models.ForeignKey("accounts.Account", on_delete=models.CASCADE, related_name="finding_filters")
-    region = models.CharField(max_length=32)
-    name = models.CharField(max_length=64)
-    description = models.CharField(max_length=512, blank=True)
-    action = models.CharField(max_length=8, choices=Action.choices, default=Action.NOOP)
-    rank = models.PositiveSmallIntegerField(default=1)
-    # FindingCriteria as the API model's member names: {"Criterion": {"type": {"Equals": [...]}}}.
-    criteria = models.JSONField(default=dict)
-    tags = models.JSONField(default=dict, blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["rank", "name"]
-        constraints = [models.UniqueConstraint(fields=["account", "region", "name"], name="uniq_filter_name")]
-        indexes = [models.Index(fields=["account", "region", "action"], name="filter_account_region_action")]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.action}, {self.region})"
-
-
 def new_destination_id() -> str:
     import secrets
 

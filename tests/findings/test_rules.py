@@ -35,7 +35,7 @@ def test_archive_rule_suppresses_new_matching_findings_of_members_and_is_not_ret
     assert not FindingPublication.objects.filter(finding=matching).exists()
     rule.refresh_from_db()
     assert rule.suppressed_count == 1
-    assert AuditEvent.objects.filter(account=admin_account, action="filter.create").exists()
+    assert AuditEvent.objects.filter(account=admin_account, action="filter.created").exists()
 
 
 def test_noop_filters_never_suppress(org):
