@@ -15,9 +15,11 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, check_buffer, gc_paused, read_chunks
+from ingest.parsers import ParseStats, UnreadableObject, check_buffer, gc_paused, read_chunks
 
-STREAM_THRESHOLD = CHUNK_BYTES
+# 8 MB of JSON (~7k events) per batch: big enough for vectorised rules, small enough that decoded
+# structs, the frame and the text stay well under 200 MB for any object size.
+STREAM_THRESHOLD = 8 * 1024 * 1024
 _RECORD_START = b'{"eventVersion":'
 
 
@@ -103,9 +105,9 @@ SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-# Event names whose requestParameters/responseElements some consumer reads (rules declare theirs in
-# RAW_EVENT_NAMES; S3 data events always, for the per-bucket usage). Decoding every event's blobs to
-# text would cost more than parsing the event.
+# Event names whose requestParameters/responseElements some consumer reads: the inventory's below,
+# rules add theirs with @rule(raw_events=...) (or list them here); S3 data events always (per-bucket
+# usage). Decoding every event's blobs to text would cost more than parsing the event.
 RAW_EVENT_NAMES: set[str] = {
     "RunInstances", "CreateNetworkInterface",
     # ingest/rules/stealth.py: trails, trail buckets, password policy, server access logging
