@@ -31,14 +31,6 @@ def criteria_q(criteria: dict[str, Any] | None, *, allow_matches: bool = False) 
         raise _rejected(exc) from exc
 
 
-def criteria_match(criteria: dict[str, Any] | None, values: dict[str, Any]) -> bool:
-    """One finding's values against FindingCriteria (filters and suppression rules), on the shared engine."""
-    try:
-        return engine.criteria_match(criteria, values)
-    except engine.CriteriaError as exc:
-        raise _rejected(exc) from exc
-
-
 def sort_order(sort: dict[str, Any] | None, *, default: str = "-updated_at") -> list[str]:
     try:
         return engine.sort_order(sort, default=default)
