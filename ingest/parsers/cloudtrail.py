@@ -198,8 +198,12 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
         pass
     try:
         raws = _decode_raw_list(data) if bare else _decode_raw_envelope(data).Records
-    except msgspec.DecodeError as exc:
-        raise UnreadableObject(f"not CloudTrail JSON: {exc}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # One undecodable record (bad UTF-8, a lone surrogate escape) must not cost the others:
+        # in AWS's compact layout records can be cut apart without parsing.
+        raws = _split_records(data)
+        if not raws:
+            raise UnreadableObject(f"not CloudTrail JSON: {exc}") from exc
     events = []
     for raw in raws:
         try:
@@ -207,6 +211,16 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
         except msgspec.DecodeError:
             stats.bad(bytes(raw))
     return events
+
+
+def _split_records(data: bytes) -> list[bytes]:
+    """Records of a compact `[{"eventVersion":...},{"eventVersion":...}]` body, cut at the
+    separator (which cannot occur inside a JSON string); empty when the layout is not AWS's."""
+    start, end = data.find(b"[" + _RECORD_START), data.rfind(b"]")
+    if start < 0 or end <= start:
+        return []
+    pieces = data[start + 1:end].split(b"," + _RECORD_START)
+    return [pieces[0]] + [_RECORD_START + piece for piece in pieces[1:]]
 
 
 def _decode_lines(data: bytes, stats: ParseStats) -> list[Event]:
