@@ -168,7 +168,18 @@ def analyze_paths(paths: list[str], *, matcher: Any, store: bool = False,
         if local.kind is None:
             run.skipped.append((local.path, "not a CloudTrail, VPC flow or Resolver query log"))
         else:
-            pipeline = pipelines.setdefault(local.aws_account_id, Pipeline(matcher=matcher))
+            if local.aws_account_id not in pipelines:
+                kwargs: dict[str, Any] = {}
+                if store:
+                    # Stored runs learn baselines into the database (merging with what workers learned),
+                    # so the account must exist before its first file is analysed.
+                    from ingest.services import anomaly_stage_for_workers
+
+                    Account.objects.get_or_create(aws_account_id=local.aws_account_id,
+                                                  defaults={"name": f"Imported {local.aws_account_id}"})
+                    kwargs["anomaly"] = anomaly_stage_for_workers()
+                pipelines[local.aws_account_id] = Pipeline(matcher=matcher, **kwargs)
+            pipeline = pipelines[local.aws_account_id]
             try:
                 with open(local.path, "rb") as fh:
                     result = pipeline.process(local.kind, io.BufferedReader(fh), aws_account_id=local.aws_account_id,

@@ -130,3 +130,30 @@ def test_two_workers_updating_one_principal_lose_nothing(built, factory):
     # every distinct hour is learned once: folded hours plus the one still pending
     assert profile.hours + (1 if profile.pending_hour else 0) == pytest.approx(hours, abs=hours * 0.2)
     assert profile.events + profile.pending_events == pytest.approx(frame.height, rel=0.2)
+
+
+def _write_days(built, tmp_path, principals):
+    """The scenario's days as CloudTrail files in AWS's layout, one per day."""
+    paths = []
+    for day, body in enumerate(scenario.cloudtrail_objects(built, principals)):
+        when = built.days[day]["event_time"].min()
+        folder = tmp_path / "AWSLogs" / ACCOUNT / "CloudTrail" / "us-east-1" / when.strftime("%Y/%m/%d")
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{ACCOUNT}_CloudTrail_us-east-1_{when:%Y%m%dT%H%MZ}_d{day:02d}.json.gz"
+        path.write_bytes(body)
+        paths.append(path)
+    return paths
+
+
+def test_offline_analyze_store_learns_baselines_into_the_database(built, tmp_path, db):
+    from ingest.offline import analyze_paths
+
+    _write_days(built, tmp_path, _names(built, "carol"))
+    matcher = matcher_from_files(include_builtin=False)
+    dry = analyze_paths([str(tmp_path)], matcher=matcher)
+    assert not Baseline.objects.exists()  # without --store nothing is written, but the run still learned
+    assert [f.type for f in dry.findings] == ["InitialAccess:IAMUser/AnomalousBehavior"]
+    stored = analyze_paths([str(tmp_path)], matcher=matcher, store=True)
+    assert [f.type for f in stored.findings] == ["InitialAccess:IAMUser/AnomalousBehavior"]
+    carol = Baseline.objects.get(kind="principal", key=f"arn:aws:iam::{ACCOUNT}:user/carol")
+    assert carol.account.aws_account_id == ACCOUNT and carol.active_hours > 20
