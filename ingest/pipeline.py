@@ -22,7 +22,7 @@ from ingest.parsers import ParseStats, UnreadableObject
 from ingest.parsers.cloudtrail import iter_cloudtrail
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
-from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, rules_for
+from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, load_rules, rules_for
 from ingest.state import MemoryStateStore
 
 logger = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class Pipeline:
 
     def __init__(self, *, matcher: Any, inventory: Inventory | None = None, state: Any = None,
                  anomaly: Any = _DEFAULT) -> None:
+        load_rules()  # before parsing: rules declare which CloudTrail blobs the parser must keep
         self.matcher = matcher
         self.inventory = inventory or Inventory()
         self.state = state if state is not None else MemoryStateStore()

@@ -15,9 +15,11 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, check_buffer, gc_paused, read_chunks
+from ingest.parsers import ParseStats, UnreadableObject, check_buffer, gc_paused, read_chunks
 
-STREAM_THRESHOLD = CHUNK_BYTES
+# 8 MB of JSON (~7k events) per batch: big enough for vectorised rules, small enough that decoded
+# structs, the frame and the text stay well under 200 MB for any object size.
+STREAM_THRESHOLD = 8 * 1024 * 1024
 _RECORD_START = b'{"eventVersion":'
 
 
@@ -103,9 +105,9 @@ SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-# Event names whose requestParameters/responseElements some consumer reads (rules declare theirs in
-# RAW_EVENT_NAMES; S3 data events always, for the per-bucket usage). Decoding every event's blobs to
-# text would cost more than parsing the event.
+# Event names whose requestParameters/responseElements some consumer reads: the inventory's below,
+# rules add theirs with @rule(raw_events=...) (or list them here); S3 data events always (per-bucket
+# usage). Decoding every event's blobs to text would cost more than parsing the event.
 RAW_EVENT_NAMES: set[str] = {
     "RunInstances", "CreateNetworkInterface",
     # ingest/rules/stealth.py: trails, trail buckets, password policy, server access logging
@@ -196,8 +198,12 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
         pass
     try:
         raws = _decode_raw_list(data) if bare else _decode_raw_envelope(data).Records
-    except msgspec.DecodeError as exc:
-        raise UnreadableObject(f"not CloudTrail JSON: {exc}") from exc
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        # One undecodable record (bad UTF-8, a lone surrogate escape) must not cost the others:
+        # in AWS's compact layout records can be cut apart without parsing.
+        raws = _split_records(data)
+        if not raws:
+            raise UnreadableObject(f"not CloudTrail JSON: {exc}") from exc
     events = []
     for raw in raws:
         try:
@@ -205,6 +211,16 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
         except msgspec.DecodeError:
             stats.bad(bytes(raw))
     return events
+
+
+def _split_records(data: bytes) -> list[bytes]:
+    """Records of a compact `[{"eventVersion":...},{"eventVersion":...}]` body, cut at the
+    separator (which cannot occur inside a JSON string); empty when the layout is not AWS's."""
+    start, end = data.find(b"[" + _RECORD_START), data.rfind(b"]")
+    if start < 0 or end <= start:
+        return []
+    pieces = data[start + 1:end].split(b"," + _RECORD_START)
+    return [pieces[0]] + [_RECORD_START + piece for piece in pieces[1:]]
 
 
 def _decode_lines(data: bytes, stats: ParseStats) -> list[Event]:

@@ -92,6 +92,12 @@ def _cases() -> list[Case]:
                   t="2024-05-01T11:58:00Z"),
             _session("GetCallerIdentity", "192.168.10.20", source="sts.amazonaws.com")), expect=(OUTSIDE,)),
         Case("invalid address (anonymised)", envelope(_session("DescribeInstances", "08.1.250.216"))),
+        Case("credentials used from another of our instances (affiliated: Medium)", envelope(
+            event("RunInstances", source="ec2.amazonaws.com", user="admin", t="2024-05-01T11:00:00Z", response={
+                "instancesSet": {"items": [{"instanceId": "i-0bbbbbbbbbbbbbbbb", "privateIpAddress": "10.0.2.9",
+                                            "networkInterfaceSet": {"items": []}}]}}),
+            _session("ListBuckets", "10.0.2.9", source="s3.amazonaws.com")), expect=(INSIDE,),
+             expect_severity={INSIDE: 5.0}),
     ]
 
 
