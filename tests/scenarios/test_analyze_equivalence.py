@@ -26,7 +26,7 @@ def _key(f: dict) -> tuple:
 
 @pytest.mark.django_db(transaction=False)
 def test_analyze_and_workers_agree(tmp_path: Path, member_factory, factory, django_capture_on_commit_callbacks) -> None:
-    scenario = build(accounts=1, days=2, scale=0.2, seed=5, object_minutes=240)
+    scenario = build(accounts=1, days=2, scale=0.2, seed=5, object_minutes=60)
     write(scenario, tmp_path / "logs")
     threats, trusted = tmp_path / "ScenarioThreats.txt", tmp_path / "ScenarioTrusted.txt"
     threats.write_text("\n".join(scenario.threat_list) + "\n")
@@ -59,3 +59,13 @@ def test_analyze_and_workers_agree(tmp_path: Path, member_factory, factory, djan
     assert online == offline
     custom = Finding.objects.get(account=account, type="UnauthorizedAccess:EC2/MaliciousIPCaller.Custom")
     assert custom.threat_list_name == "ScenarioThreats"
+    # GuardDuty's shapes survive the store: probe details, brute-force counts, DNS actions, feed names.
+    probe = Finding.objects.get(account=account, type="Recon:EC2/PortProbeUnprotectedPort")
+    details = probe.service["action"]["portProbeAction"]["portProbeDetails"]
+    assert probe.severity == 8.0 and details[0]["localPortDetails"] == {"port": 9200, "portName": "Elasticsearch"}
+    assert probe.service["additionalInfo"]["threatListName"] == "KnownScanners"
+    ssh = Finding.objects.filter(account=account, type="UnauthorizedAccess:EC2/SSHBruteForce")
+    assert sorted(f.count for f in ssh) == [40, 60]   # the IPv6 attack and the one across two objects
+    rebind = Finding.objects.get(account=account, type="UnauthorizedAccess:EC2/MetadataDNSRebind")
+    assert rebind.service["action"]["dnsRequestAction"]["domain"] == "7f000001.a9fea9fe.rbndr.us"
+    assert rebind.resource["instanceDetails"]["instanceId"].startswith("i-")

@@ -129,3 +129,17 @@ def test_guardduty_tester_exfiltration_queries_are_found(builtin) -> None:
     exfil = [d for d in result.detections if d.type == "Trojan:EC2/DNSDataExfiltration"]
     assert len(exfil) == 1 and exfil[0].count == 200
     assert exfil[0].service["action"]["dnsRequestAction"]["domain"] == "guarddutyc2activityb.com"
+
+
+def test_every_flow_and_dns_type_of_the_issue_has_a_rule() -> None:
+    from findings.catalog import FINDING_TYPES
+    from ingest.rules import REGISTRY, load_rules
+
+    load_rules()
+    covered = {t for rule in REGISTRY.values() for t in rule.finding_types}
+    wanted = {name for name, ft in FINDING_TYPES.items() if ft.source in ("FLOW_LOGS", "DNS_LOGS")}
+    waiting = {"Behavior:EC2/NetworkPortUnusual", "Behavior:EC2/TrafficVolumeUnusual",
+               "Impact:EC2/SuspiciousDomainRequest.Reputation", "Impact:EC2/BitcoinDomainRequest.Reputation"}
+    assert wanted - covered <= waiting, sorted(wanted - covered)
+    for rule in REGISTRY.values():
+        assert all(setting.doc for setting in rule.settings.values()), rule.name
