@@ -194,17 +194,17 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
     """Decode a whole envelope (or array); on a bad record, fall back to one record at a time."""
     try:
         return _decode_list(data) if bare else _decode_envelope(data).Records
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 is malformed too
         pass
     try:
         raws = _decode_raw_list(data) if bare else _decode_raw_envelope(data).Records
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise UnreadableObject(f"not CloudTrail JSON: {exc}") from exc
     events = []
     for raw in raws:
         try:
             events.append(_decode_event(raw))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 is malformed too
             stats.bad(bytes(raw))
     return events
 
@@ -216,7 +216,7 @@ def _decode_lines(data: bytes, stats: ParseStats) -> list[Event]:
             continue
         try:
             events.append(_decode_event(line))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 is malformed too
             stats.bad(line)
     if not events and stats.malformed:
         raise UnreadableObject("not CloudTrail JSON: no line decodes as an event")
