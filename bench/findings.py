@@ -71,8 +71,8 @@ def _populate(n: int) -> None:
       '198.51.' || (g %% 200) || '.' || (g / 200 %% 250), '', '', CASE WHEN g %% 40 = 0 THEN 'ProofPoint' ELSE '' END
     FROM (SELECT g, (1 + (g * 31) %% 90) / 10.0 + 1 AS sev,
                  now() - make_interval(secs => (g * 7.77)::numeric %% (90 * 86400)) AS ts
-          FROM generate_series(1, %(n)s) AS g) s
-    """  # noqa: S608 (the table name is ours; every value is a bound parameter)
+          FROM generate_series(1::bigint, %(n)s::bigint) AS g) s
+    """  # noqa: S608 - only the table name is formatted in
     with connection.cursor() as cursor:
         cursor.execute(sql, {"accounts": account_ids, "detectors": detector_ids, "types": types,
                              "ntypes": len(types), "n": n})
@@ -93,18 +93,30 @@ FILTERS = {
 }
 
 
-def _plan_uses_index(user, params: dict) -> tuple[bool, str]:
+def _plan(user, params: dict, cursor: str | None = None) -> tuple[bool, float, str]:
+    """EXPLAIN ANALYZE of the page query: uses an index, never a sequential scan of findings; its
+    execution time in the database (the part that grows with the table)."""
     from django.db import connection
 
     from findings import search
 
-    page_qs = search.scoped(actor=user).filter(
-        search.criteria_q(search.params_to_criteria(params))).order_by("-last_seen", "-pk")[:51]
+    page = search.search(actor=user, criteria=search.params_to_criteria(params), cursor=cursor, limit=1)
+    del page  # validates the cursor; the query below is the one search() runs for a full page
+    rows = search.scoped(actor=user).filter(search.criteria_q(search.params_to_criteria(params)))
+    if cursor:
+        from django.db.models import Q
+        from django.utils.dateparse import parse_datetime
+
+        _, value, pk = search.decode_cursor(cursor)
+        value = parse_datetime(value)
+        rows = rows.filter(Q(last_seen__lte=value), Q(last_seen__lt=value) | Q(last_seen=value, pk__lt=pk))
+    page_qs = rows.select_related("account", "detector").order_by("-last_seen", "-pk")[:51]
     sql, sql_params = page_qs.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute("EXPLAIN " + sql, sql_params)
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    return ("Index" in plan and "Seq Scan on findings_finding" not in plan), plan
+    with connection.cursor() as db:
+        db.execute("EXPLAIN (ANALYZE) " + sql, sql_params)
+        plan = "\n".join(row[0] for row in db.fetchall())
+    ms = float(plan.rsplit("Execution Time: ", 1)[1].split(" ", 1)[0])
+    return ("Index" in plan and "Seq Scan on findings_finding" not in plan), ms, plan
 
 
 @benchmark("findings.page")
@@ -145,19 +157,26 @@ def run(size: str) -> None:
             assert response.status_code == 200, response.status_code
         return out
 
-    worst = 0.0
+    worst = worst_db = 0.0
+    load = os.getloadavg()[0]
+    print(f"# load average {load:.1f} on {os.cpu_count()} CPUs (request times include it)", flush=True)
     for name, params in FILTERS.items():
         p95 = statistics.quantiles(timed(params), n=20)[18]
-        ok, plan = _plan_uses_index(user, params)
-        worst = max(worst, p95)
-        print(f"# filter {name:14s} p95={p95:6.1f} ms  plan={'index' if ok else 'SEQ SCAN'}", flush=True)
+        ok, db_ms, plan = _plan(user, params)
+        worst, worst_db = max(worst, p95), max(worst_db, db_ms)
+        print(f"# filter {name:14s} request p95={p95:6.1f} ms  query={db_ms:6.2f} ms  "
+              f"plan={'index' if ok else 'SEQ SCAN'}", flush=True)
         if not ok:
             print("#   " + plan.replace("\n", "\n#   "), flush=True)
     report("findings.page.p95_worst_filter", worst, "ms", TARGET_MS)
+    report("findings.page.query_worst_filter", worst_db, "ms", TARGET_MS)
     # Page 1000: the cursor of row 49,950 of the default order, then the same request time.
     last = Finding.objects.order_by("-last_seen", "-pk")[49_949]
     cursor = search.encode_cursor(["last_seen:desc", last.last_seen.isoformat(), last.pk])
     first = statistics.quantiles(timed({}), n=20)[18]
     deep = statistics.quantiles(timed({"cursor": cursor}), n=20)[18]
-    print(f"# page 1 p95={first:.1f} ms, page 1000 p95={deep:.1f} ms", flush=True)
+    _, first_db, _ = _plan(user, {})
+    _, deep_db, _ = _plan(user, {}, cursor)
+    print(f"# page 1 p95={first:.1f} ms (query {first_db:.2f} ms), page 1000 p95={deep:.1f} ms "
+          f"(query {deep_db:.2f} ms)", flush=True)
     report("findings.page.page1000_p95", deep, "ms", TARGET_MS)

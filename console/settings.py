@@ -265,6 +265,8 @@ VIGIL_DELIVERY_BACKOFF_BASE_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_BASE_SECON
 VIGIL_DELIVERY_BACKOFF_MAX_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_MAX_SECONDS", 3600)
 # Plain-http webhook URLs (development and loopback tests only).
 VIGIL_DESTINATIONS_ALLOW_HTTP = env_bool("VIGIL_DESTINATIONS_ALLOW_HTTP", DEBUG)
+# Webhooks to loopback/private/link-local addresses (development and loopback tests only).
+VIGIL_DESTINATIONS_ALLOW_PRIVATE = env_bool("VIGIL_DESTINATIONS_ALLOW_PRIVATE", DEBUG)
 
 # Behavioural anomaly detection (ingest/anomaly): baselines per account, principal and instance.
 VIGIL_ANOMALY_ENABLED = env_bool("VIGIL_ANOMALY_ENABLED", True)
@@ -274,6 +276,8 @@ VIGIL_ANOMALY_HALF_LIFE_DAYS = env_int("VIGIL_ANOMALY_HALF_LIFE_DAYS", 14)
 VIGIL_ANOMALY_LEARNING_DAYS = env_int("VIGIL_ANOMALY_LEARNING_DAYS", 7)
 # While learning: "suppress" findings (default) or raise them at "low" severity.
 VIGIL_ANOMALY_LEARNING_MODE = env_str("VIGIL_ANOMALY_LEARNING_MODE", "suppress")
+# Lowest anomaly score (nats) that raises a finding; each principal's own calibrated threshold may be higher.
+VIGIL_ANOMALY_THRESHOLD = float(env_str("VIGIL_ANOMALY_THRESHOLD", "9.0"))
 # Look up source ASNs with geoip2fast's bundled GeoLite2-derived data (attribution in docs/anomaly.md).
 VIGIL_ANOMALY_ASN_LOOKUP = env_bool("VIGIL_ANOMALY_ASN_LOOKUP", True)
 

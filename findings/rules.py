@@ -208,5 +208,5 @@ def proposal_decide(*, actor: Any, proposal: SuppressionProposal, accept: bool) 
     proposal.decided_at = timezone.now()
     proposal.save(update_fields=["status", "saved_filter", "decided_by", "decided_at"])
     audit_record(account=proposal.account, actor=actor,
-                 action="proposal.accept" if accept else "proposal.dismiss", target=proposal.finding_type)
+                 action="proposal.accepted" if accept else "proposal.dismissed", target=proposal.finding_type)
     return rule

@@ -83,6 +83,8 @@ def cloudtrail_frame_adapt(frame: pl.DataFrame) -> pl.DataFrame:
     extra = [pl.lit(None, dtype=pl.String).alias(c) for c in OPTIONAL if c not in frame.columns]
     if extra:
         frame = frame.with_columns(extra)
+    # Only the model's columns: joins and filters below then copy a fraction of the parser's frame.
+    frame = frame.select(*REQUIRED, *OPTIONAL)
     if frame.schema["event_time"] == pl.String:
         frame = frame.with_columns(pl.col("event_time").str.to_datetime(time_zone="UTC"))
     elif getattr(frame.schema["event_time"], "time_zone", None) is None:
@@ -288,8 +290,11 @@ def instance_launch(request_parameters: str | dict | None) -> tuple[str, int]:
         return "", 0
     if not isinstance(params, dict):
         return "", 0
-    kind = str(params.get("instanceType") or "")
-    count = params.get("maxCount") or params.get("minCount") or params.get("instanceCount") or 1
+    spec = params.get("launchSpecification") or {}
+    kind = str(params.get("instanceType") or (spec.get("instanceType") if isinstance(spec, dict) else "") or "")
+    target = params.get("targetCapacitySpecification") or {}
+    count = (params.get("maxCount") or params.get("minCount") or params.get("instanceCount")
+             or (target.get("totalTargetCapacity") if isinstance(target, dict) else None) or 1)
     try:
         count = int(count)
     except (TypeError, ValueError):

@@ -25,6 +25,19 @@ from ingest.anomaly.state import ACCOUNT, INSTANCE, PRINCIPAL, Baselines
 
 CLOUDTRAIL, FLOW = "cloudtrail", "flow"  # ingest.rules source names
 
+# The parser keeps requestParameters only for event names someone reads: the unused-region
+# deployment reads instance types and counts of these launches.
+LAUNCH_EVENTS = ("RunInstances", "RequestSpotInstances", "RequestSpotFleet", "CreateFleet")
+
+
+def _declare_raw_events() -> None:
+    from ingest.parsers.cloudtrail import RAW_EVENT_NAMES
+
+    RAW_EVENT_NAMES.update(LAUNCH_EVENTS)
+
+
+_declare_raw_events()
+
 
 def to_detection(finding: AnomalyFinding) -> Any:
     from ingest.rules import Detection

@@ -194,19 +194,33 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
     """Decode a whole envelope (or array); on a bad record, fall back to one record at a time."""
     try:
         return _decode_list(data) if bare else _decode_envelope(data).Records
-    except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 is malformed too
+    except msgspec.DecodeError:
         pass
     try:
         raws = _decode_raw_list(data) if bare else _decode_raw_envelope(data).Records
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise UnreadableObject(f"not CloudTrail JSON: {exc}") from exc
+        # One undecodable record (bad UTF-8, a lone surrogate escape) must not cost the others:
+        # in AWS's compact layout records can be cut apart without parsing.
+        raws = _split_records(data)
+        if not raws:
+            raise UnreadableObject(f"not CloudTrail JSON: {exc}") from exc
     events = []
     for raw in raws:
         try:
             events.append(_decode_event(raw))
-        except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 is malformed too
+        except msgspec.DecodeError:
             stats.bad(bytes(raw))
     return events
+
+
+def _split_records(data: bytes) -> list[bytes]:
+    """Records of a compact `[{"eventVersion":...},{"eventVersion":...}]` body, cut at the
+    separator (which cannot occur inside a JSON string); empty when the layout is not AWS's."""
+    start, end = data.find(b"[" + _RECORD_START), data.rfind(b"]")
+    if start < 0 or end <= start:
+        return []
+    pieces = data[start + 1:end].split(b"," + _RECORD_START)
+    return [pieces[0]] + [_RECORD_START + piece for piece in pieces[1:]]
 
 
 def _decode_lines(data: bytes, stats: ParseStats) -> list[Event]:
@@ -216,7 +230,7 @@ def _decode_lines(data: bytes, stats: ParseStats) -> list[Event]:
             continue
         try:
             events.append(_decode_event(line))
-        except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 is malformed too
+        except msgspec.DecodeError:
             stats.bad(line)
     if not events and stats.malformed:
         raise UnreadableObject("not CloudTrail JSON: no line decodes as an event")

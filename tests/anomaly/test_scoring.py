@@ -213,6 +213,16 @@ def test_feature_extraction_helpers():
     assert instance_launch('{"instanceType": "p3.16xlarge", "maxCount": 10, "minCount": 1}') == ("p3.16xlarge", 10)
     assert instance_launch('{"instancesSet": {"items": [{"imageId": "ami-1", "maxCount": 4}]}}') == ("", 4)
     assert instance_launch("not json") == ("", 0)
+    spot = '{"instanceCount": 12, "launchSpecification": {"instanceType": "g5.12xlarge"}}'
+    assert instance_launch(spot) == ("g5.12xlarge", 12)
+    assert instance_launch('{"targetCapacitySpecification": {"totalTargetCapacity": 40}}') == ("", 40)
+
+
+def test_launch_parameters_are_kept_by_the_parser():
+    import ingest.anomaly.stage  # noqa: F401 - declares what it reads on import
+    from ingest.parsers.cloudtrail import RAW_EVENT_NAMES
+
+    assert {"RunInstances", "RequestSpotInstances", "CreateFleet"} <= RAW_EVENT_NAMES
 
 
 def test_principal_key_expression_matches_the_function():

@@ -80,6 +80,7 @@ def receiver():
 @pytest.fixture
 def org(factory, settings):
     settings.VIGIL_DESTINATIONS_ALLOW_HTTP = True
+    settings.VIGIL_DESTINATIONS_ALLOW_PRIVATE = True
     settings.VIGIL_DELIVERY_BACKOFF_BASE_SECONDS = 10
     admin_account, admin_user, member_account, member_user = factory.organisation()
     return admin_account, admin_user, member_account, member_user
@@ -297,3 +298,13 @@ def test_eventbridge_put_events_reaches_the_bus(org, moto_server, aws_env):
     event = json.loads(message["Body"])
     assert event["detail-type"] == "GuardDuty Finding" and event["detail"]["id"] == finding.finding_id
     assert Delivery.objects.get().response.startswith("EventId")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "169.254.169.254", "10.1.2.3", "localhost"])
+def test_webhooks_to_internal_addresses_are_refused(org, receiver, settings, host):
+    settings.VIGIL_DESTINATIONS_ALLOW_PRIVATE = False
+    _, admin_user, _, _ = org
+    destination = _webhook(org, f"http://{host}:{receiver.port}/hook")
+    delivery = notifications.destination_test(actor=admin_user, destination=destination)
+    assert delivery.status == "FAILED" and "non-public address" in delivery.error
+    assert receiver.requests == []

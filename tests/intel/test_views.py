@@ -148,3 +148,9 @@ def test_check_an_indicator(org, django_capture_on_commit_callbacks):
     assert "CryptoMiningPools" in body and "crypto_mining" in body
     body = client.get(reverse("intel:check"), {"value": "<script>x</script>.com"}).content.decode()
     assert "<script>x</script>" not in body and "on no list" in body
+
+
+def test_form_formats_are_the_model_formats():
+    from intel.forms import FORMAT_CHOICES
+
+    assert [value for value, _ in FORMAT_CHOICES] == IntelSet.Format.values
