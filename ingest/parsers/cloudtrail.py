@@ -194,7 +194,7 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
     """Decode a whole envelope (or array); on a bad record, fall back to one record at a time."""
     try:
         return _decode_list(data) if bare else _decode_envelope(data).Records
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 is malformed too
         pass
     try:
         raws = _decode_raw_list(data) if bare else _decode_raw_envelope(data).Records
