@@ -22,6 +22,7 @@ migrate: venv
 
 run: migrate
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_findings
 	DEBUG=1 $(BIN)/python manage.py serve
 
 test: venv

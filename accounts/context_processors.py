@@ -12,6 +12,7 @@ NAVIGATION = [
     ("Accounts", "accounts:list"),
     ("Detectors", "accounts:detectors"),
     ("Sources", "ingest:sources"),
+    ("Baselines", "ingest:baselines"),
     ("Threat lists", "intel:list"),
     ("Usage", "ingest:usage"),
     ("Settings", "accounts:settings"),

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 REGISTRY: dict[str, Callable[[str], None]] = {}
-PARTS = ("bench.intel",)  # each part module registers itself on import
+PARTS = ("bench.intel", "bench.ingest", "bench.anomaly", "bench.findings", "bench.quality",
+         "bench.quality_cloudtrail")  # each part module registers itself on import
 
 
 def benchmark(name: str) -> Callable[[Callable[[str], None]], Callable[[str], None]]:

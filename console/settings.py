@@ -176,6 +176,18 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_INGEST_DISCOVER_SECONDS", 60)),
         "options": {"expires": 240},
     },
+    # Instances, ENIs and addresses from DescribeInstances, so findings name instances.
+    "ingest-inventory": {
+        "task": "ingest.inventory_refresh_all",
+        "schedule": float(env_int("VIGIL_INVENTORY_REFRESH_SECONDS", 900)),
+        "options": {"expires": 600},
+    },
+    # GuardDuty-compatible publishing destinations: export new and updated findings to S3.
+    "gdapi-publishing-export": {
+        "task": "gdapi.publishing_export_all",
+        "schedule": 300.0,
+        "options": {"expires": 600},
+    },
     # Findings to destinations: new ones within a minute, updates at the detector's frequency.
     "findings-publish": {"task": "findings.publish", "schedule": 60.0},
     "findings-deliver": {"task": "findings.deliver", "schedule": 30.0},
@@ -202,7 +214,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"FindingPublishingFrequencyEnum": "accounts.models.Detector.PublishingFrequency"},
+    "ENUM_NAME_OVERRIDES": {
+        "FindingPublishingFrequencyEnum": "accounts.models.Detector.PublishingFrequency",
+        "DestinationKindEnum": "findings.rules_models.Destination.Kind",
+        "DeliveryKindEnum": "findings.rules_models.Delivery.Kind",
+        "DestinationStatusEnum": "findings.rules_models.Destination.Status",
+        "DeliveryStatusEnum": "findings.rules_models.Delivery.Status",
+    },
 }
 
 # Login brute-force protection.
@@ -247,5 +265,20 @@ VIGIL_DELIVERY_BACKOFF_BASE_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_BASE_SECON
 VIGIL_DELIVERY_BACKOFF_MAX_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_MAX_SECONDS", 3600)
 # Plain-http webhook URLs (development and loopback tests only).
 VIGIL_DESTINATIONS_ALLOW_HTTP = env_bool("VIGIL_DESTINATIONS_ALLOW_HTTP", DEBUG)
+# Webhooks to loopback/private/link-local addresses (development and loopback tests only).
+VIGIL_DESTINATIONS_ALLOW_PRIVATE = env_bool("VIGIL_DESTINATIONS_ALLOW_PRIVATE", DEBUG)
+
+# Behavioural anomaly detection (ingest/anomaly): baselines per account, principal and instance.
+VIGIL_ANOMALY_ENABLED = env_bool("VIGIL_ANOMALY_ENABLED", True)
+# Days after which a learned habit counts half (exponential decay).
+VIGIL_ANOMALY_HALF_LIFE_DAYS = env_int("VIGIL_ANOMALY_HALF_LIFE_DAYS", 14)
+# Days a new principal/account/instance learns before its findings are raised (GuardDuty: ~7 days).
+VIGIL_ANOMALY_LEARNING_DAYS = env_int("VIGIL_ANOMALY_LEARNING_DAYS", 7)
+# While learning: "suppress" findings (default) or raise them at "low" severity.
+VIGIL_ANOMALY_LEARNING_MODE = env_str("VIGIL_ANOMALY_LEARNING_MODE", "suppress")
+# Lowest anomaly score (nats) that raises a finding; each principal's own calibrated threshold may be higher.
+VIGIL_ANOMALY_THRESHOLD = float(env_str("VIGIL_ANOMALY_THRESHOLD", "9.0"))
+# Look up source ASNs with geoip2fast's bundled GeoLite2-derived data (attribution in docs/anomaly.md).
+VIGIL_ANOMALY_ASN_LOOKUP = env_bool("VIGIL_ANOMALY_ASN_LOOKUP", True)
 
 os.environ.setdefault("POLARS_MAX_THREADS", "1")

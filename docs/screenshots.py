@@ -1,6 +1,9 @@
 """Take console screenshots for the README from a running Vigil (`make run`).
 
-usage: .venv/bin/python docs/screenshots.py http://127.0.0.1:8000 USER PASSWORD path=name [path=name ...]
+usage: .venv/bin/python docs/screenshots.py http://127.0.0.1:8000 USER PASSWORD path=name[@selector] ...
+
+With @selector, that element is clicked first and the shot waits for the network to settle
+(e.g. `/findings/=finding-detail@a.findinglink` opens the first finding's side panel).
 """
 
 from __future__ import annotations
@@ -29,8 +32,13 @@ def main() -> None:
         page.wait_for_load_state("networkidle")
         for shot in shots:
             path, name = shot.split("=", 1)
+            name, _, click = name.partition("@")
             page.goto(base + path)
             page.wait_for_load_state("networkidle")
+            if click:
+                page.locator(click).first.click()
+                page.wait_for_load_state("networkidle")
+                page.wait_for_timeout(300)
             page.screenshot(path=str(out / f"{name}.png"), full_page=False)
             print(out / f"{name}.png")
         browser.close()

@@ -103,7 +103,7 @@ def _convert(field: Field, value: Any, attribute: str) -> Any:
         if field.kind == "time":
             return dt.datetime.fromtimestamp(int(value) / 1000, dt.UTC)
         if field.kind == "int":
-            return int(value)
+            return int(float(value)) if isinstance(value, str) and "." in value else int(value)
         if field.kind == "float":
             return float(value)
         if field.kind == "bool":
@@ -158,7 +158,7 @@ def _parse(criteria: Mapping[str, Any] | None, *, allow_matches: bool) -> list[_
                     raise CriteriaError(f"{operator} for {attribute} needs at least one value.")
             if lookup in ("matches", "notmatches"):
                 if not allow_matches:
-                    raise CriteriaError(f"{operator} is only allowed in saved filters and suppression rules.")
+                    raise CriteriaError(f"{operator} is only allowed in filters (saved filters and suppression rules).")
                 if len(raw) > MAX_MATCH_VALUES or sum(str(v).count("*") + str(v).count("?") for v in raw) > MAX_WILDCARDS:
                     raise CriteriaError(f"Matches/NotMatches allow at most {MAX_MATCH_VALUES} values and "
                                         f"{MAX_WILDCARDS} wildcard characters ({attribute}).")
@@ -241,7 +241,8 @@ def finding_values(finding: Any) -> dict[str, Any]:
 
 
 def sort_order(sort: Mapping[str, Any] | None, *, default: str = "-updated_at") -> list[str]:
-    """ORDER BY for SortCriteria, with the finding id as a tie-breaker so pages are stable."""
+    """ORDER BY for SortCriteria, with the row id as a tie-breaker so pages are stable (and an index
+    on (account, column) also serves the tie: SQLite keeps the rowid in it, PostgreSQL sorts incrementally)."""
     if not sort or not sort.get("AttributeName"):
         column = default
     else:
@@ -250,5 +251,5 @@ def sort_order(sort: Mapping[str, Any] | None, *, default: str = "-updated_at") 
             raise CriteriaError(f"Findings cannot be sorted by {attribute}. "
                                 f"Supported: {', '.join(sorted(SORT_FIELDS))}.")
         column = ("-" if sort.get("OrderBy", "ASC") == "DESC" else "") + SORT_FIELDS[attribute]
-    tie = "-finding_id" if column.startswith("-") else "finding_id"
-    return [column, tie]
+    # Always ascending: an index on (account, column DESC) keeps equal keys in rowid order.
+    return [column, "id"]

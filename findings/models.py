@@ -81,12 +81,16 @@ class Finding(models.Model):
             models.Index(fields=["account", "-updated_at"], name="finding_acct_updated"),
             models.Index(fields=["-last_seen", "-id"], name="finding_seen_id"),
             models.Index(fields=["severity_level", "-last_seen"], name="finding_level_seen"),
-            models.Index(fields=["resource_id"], name="finding_resource_id"),
-            models.Index(fields=["instance_id"], name="finding_instance_id"),
-            models.Index(fields=["access_key_id"], name="finding_access_key_id"),
-            models.Index(fields=["bucket_name"], name="finding_bucket_name"),
-            models.Index(fields=["remote_ip"], name="finding_remote_ip"),
-            models.Index(fields=["threat_list_name"], name="finding_threat_list"),
+            # Filter column, archived (the page's Current/Archived view), then the default order: "this
+            # value, current, newest first" is one index range read even when every match is old or
+            # archived (a single-column index made the planner walk finding_seen_id past newer rows).
+            models.Index(fields=["type", "archived", "-last_seen", "-id"], name="finding_type_seen"),
+            models.Index(fields=["resource_id", "archived", "-last_seen", "-id"], name="finding_resource_seen"),
+            models.Index(fields=["instance_id", "archived", "-last_seen", "-id"], name="finding_instance_seen"),
+            models.Index(fields=["access_key_id", "archived", "-last_seen", "-id"], name="finding_key_seen"),
+            models.Index(fields=["bucket_name", "archived", "-last_seen", "-id"], name="finding_bucket_seen"),
+            models.Index(fields=["remote_ip", "archived", "-last_seen", "-id"], name="finding_ip_seen"),
+            models.Index(fields=["threat_list_name", "archived", "-last_seen", "-id"], name="finding_threat_seen"),
         ]
 
     def __str__(self) -> str:

@@ -21,8 +21,10 @@ import gzip
 import hashlib
 import hmac
 import io
+import ipaddress
 import json
 import logging
+import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Mapping
@@ -110,7 +112,25 @@ def chat_message(event: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- senders ---------------------------------------------------------------------------------
 
+def _check_public(url: str) -> None:
+    """Refuse webhook hosts that resolve to loopback, private, link-local (the instance metadata
+    service) or reserved addresses: an admin-supplied URL must not reach into Vigil's own network."""
+    if getattr(settings, "VIGIL_DESTINATIONS_ALLOW_PRIVATE", False):
+        return
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError as exc:
+        raise DeliveryError(f"Cannot resolve {host}: {exc}") from exc
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if (address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+                or address.is_multicast or address.is_unspecified):
+            raise DeliveryError(f"{host} resolves to a non-public address ({address}); refused.")
+
+
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, str]:
+    _check_public(url)
     try:
         response = requests.post(url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
     except requests.RequestException as exc:
@@ -241,7 +261,7 @@ def destination_create(*, actor: Any, account: Account, name: str, kind: str, ur
     destination = Destination.objects.create(account=manager, name=name.strip()[:100], kind=kind, url=url,
                                              config=dict(config or {}), min_severity=float(min_severity),
                                              criteria=validated, enabled=enabled)
-    audit_record(account=manager, actor=actor, action="destination.create", target=name, kind=kind)
+    audit_record(account=manager, actor=actor, action="destination.created", target=name, kind=kind)
     return destination
 
 
@@ -255,14 +275,14 @@ def destination_update(*, actor: Any, destination: Destination, **changes: Any) 
     for key, value in {**fields, "criteria": validated}.items():
         setattr(destination, key, value)
     destination.save()
-    audit_record(account=destination.account, actor=actor, action="destination.update", target=destination.name)
+    audit_record(account=destination.account, actor=actor, action="destination.updated", target=destination.name)
     return destination
 
 
 @transaction.atomic
 def destination_delete(*, actor: Any, destination: Destination) -> None:
     access.require_manager_role(actor, destination.account, access.ADMIN_ROLES, what="manage finding destinations")
-    audit_record(account=destination.account, actor=actor, action="destination.delete", target=destination.name)
+    audit_record(account=destination.account, actor=actor, action="destination.deleted", target=destination.name)
     destination.delete()
 
 

@@ -100,7 +100,7 @@ def filter_create(*, actor: Any, account: Account, name: str, criteria: Mapping[
                                               created_by=actor if getattr(actor, "is_authenticated", False) else None)
     except IntegrityError as exc:
         raise ConflictError(f"A filter named {name} already exists.") from exc
-    audit_record(account=manager, actor=actor, action="filter.create", target=name, filter_action=action,
+    audit_record(account=manager, actor=actor, action="filter.created", target=name, filter_action=action,
                  criteria=validated)
     return rule
 
@@ -117,7 +117,7 @@ def filter_update(*, actor: Any, saved_filter: SavedFilter, **changes: Any) -> S
             saved_filter.save()
     except IntegrityError as exc:
         raise ConflictError(f"A filter named {fields['name']} already exists.") from exc
-    audit_record(account=saved_filter.account, actor=actor, action="filter.update", target=saved_filter.name,
+    audit_record(account=saved_filter.account, actor=actor, action="filter.updated", target=saved_filter.name,
                  filter_action=saved_filter.action, criteria=validated)
     return saved_filter
 
@@ -125,7 +125,7 @@ def filter_update(*, actor: Any, saved_filter: SavedFilter, **changes: Any) -> S
 @transaction.atomic
 def filter_delete(*, actor: Any, saved_filter: SavedFilter) -> None:
     access.require_manager_role(actor, saved_filter.account, access.TRIAGE_ROLES, what="manage suppression rules")
-    audit_record(account=saved_filter.account, actor=actor, action="filter.delete", target=saved_filter.name,
+    audit_record(account=saved_filter.account, actor=actor, action="filter.deleted", target=saved_filter.name,
                  filter_action=saved_filter.action, criteria=saved_filter.criteria)
     saved_filter.delete()
 
@@ -208,5 +208,5 @@ def proposal_decide(*, actor: Any, proposal: SuppressionProposal, accept: bool) 
     proposal.decided_at = timezone.now()
     proposal.save(update_fields=["status", "saved_filter", "decided_by", "decided_at"])
     audit_record(account=proposal.account, actor=actor,
-                 action="proposal.accept" if accept else "proposal.dismiss", target=proposal.finding_type)
+                 action="proposal.accepted" if accept else "proposal.dismissed", target=proposal.finding_type)
     return rule

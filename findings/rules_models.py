@@ -31,6 +31,7 @@ class SavedFilter(models.Model):
     action = models.CharField(max_length=8, choices=Action.choices, default=Action.NOOP)
     rank = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1), MaxValueValidator(100)])
     criteria = models.JSONField(default=dict)
+    tags = models.JSONField(default=dict, blank=True)  # GuardDuty TagResource on filters
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     # How many findings this rule has archived at creation (suppressed): shown next to the rule.
     suppressed_count = models.BigIntegerField(default=0)

@@ -7,6 +7,7 @@ app_name = "findings"
 urlpatterns = [
     path("", views.finding_list, name="list"),
     path("poll/", views.finding_poll, name="poll"),
+    path("summary/", views.finding_summary, name="summary"),
     path("archive/", views.findings_archive, name="archive"),
     path("samples/", views.findings_samples, name="samples"),
     path("f/<str:finding_id>/", views.finding_detail, name="detail"),

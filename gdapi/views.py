@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from datetime import timedelta
 from urllib.parse import quote, unquote, urlsplit
 
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts.events import audit_record
+from accounts.models import AuditEvent
 from console.errors import ServiceError
 from gdapi import auth, services
 from gdapi.operations import HANDLERS
@@ -63,11 +66,20 @@ def _log_refusal(request: HttpRequest, op_name: str, code: str, message: str, *,
     key_id = key.access_key_id if key is not None else ""
     logger.warning("GuardDuty API refused %s %s (%s): %s; key=%s remote=%s",
                    op_name, request.path, code, message, key_id or "-", request.META.get("REMOTE_ADDR", "-"))
-    if key is not None:
+    if key is not None and not _recently_audited(key, op_name, code):
         # Recorded even when the signature is wrong: repeated failures on a real key id are worth seeing.
         audit_record(account=key.account, actor=caller.user if caller else None, action="gdapi.request_refused",
                      target=key_id, operation=op_name, error=code, reason=message[:300],
                      remote_addr=request.META.get("REMOTE_ADDR", ""))
+
+
+def _recently_audited(key, op_name: str, code: str) -> bool:
+    """One audit row per key, operation and error a minute: a script hammering with a bad secret is
+    logged every time but cannot flood the account's audit log."""
+    since = timezone.now() - timedelta(seconds=60)
+    return AuditEvent.objects.filter(account=key.account, action="gdapi.request_refused", target=key.access_key_id,
+                                     created_at__gte=since, details__operation=op_name,
+                                     details__error=code).exists()
 
 
 @csrf_exempt

@@ -176,3 +176,7 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.account_id} {self.region} {self.data_source} {self.day}: {self.events} events, {self.bytes} B"
+
+
+# Behavioural baselines live beside the anomaly model that learns them.
+from ingest.anomaly.models import Baseline  # noqa: E402,F401

@@ -22,7 +22,7 @@ from ingest.parsers import ParseStats, UnreadableObject
 from ingest.parsers.cloudtrail import iter_cloudtrail
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
-from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, rules_for
+from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, load_rules, rules_for
 from ingest.state import MemoryStateStore
 
 logger = logging.getLogger(__name__)
@@ -87,13 +87,25 @@ class ObjectResult:
     last_event: Any = None
 
 
+_DEFAULT: Any = object()
+
+
 class Pipeline:
     """Analyse objects of one account with one matcher, inventory and state store."""
 
-    def __init__(self, *, matcher: Any, inventory: Inventory | None = None, state: Any = None) -> None:
+    def __init__(self, *, matcher: Any, inventory: Inventory | None = None, state: Any = None,
+                 anomaly: Any = _DEFAULT) -> None:
+        load_rules()  # before parsing: rules declare which CloudTrail blobs the parser must keep
         self.matcher = matcher
         self.inventory = inventory or Inventory()
         self.state = state if state is not None else MemoryStateStore()
+        # Behavioural baselines (ingest.anomaly.stage): in memory by default (offline analysis
+        # learns across the run); workers pass the database stage; None switches it off.
+        if anomaly is _DEFAULT:
+            from ingest.anomaly.stage import anomaly_stage_default
+
+            anomaly = anomaly_stage_default()
+        self.anomaly = anomaly
 
     def process(self, kind: str, stream: IO[bytes], *, aws_account_id: str, region: str) -> ObjectResult:
         result = ObjectResult(kind)
@@ -117,6 +129,13 @@ class Pipeline:
         for rule in rules_for(kind):
             ctx.rule = rule
             for detection in rule.evaluate(frame, ctx):
+                detection.region = detection.region or region
+                result.detections.append(detection)
+                ctx.detections.append(detection)
+        if self.anomaly is not None and kind in (CLOUDTRAIL, FLOW):
+            # After the rules, in frame order: score each principal/instance-hour, then learn it.
+            for detection in self.anomaly.detect(kind, frame, aws_account_id=aws_account_id, region=region,
+                                                 inventory=self.inventory):
                 detection.region = detection.region or region
                 result.detections.append(detection)
         self._meter(kind, frame, result, region)

@@ -202,6 +202,8 @@ def inventory_load(*, account_id: int, region: str) -> Inventory:
 
 
 def inventory_save(*, inventory: Inventory, account_id: int, region: str, learned_from: str = "logs") -> None:
+    if not inventory.dirty_instances and not inventory.dirty_links:
+        return
     instances = [InventoryInstance(account_id=account_id, region=region, instance_id=i, details=inventory.instances[i],
                                    learned_from=learned_from) for i in sorted(inventory.dirty_instances)]
     InventoryInstance.objects.bulk_create(instances, update_conflicts=True, unique_fields=["account", "region", "instance_id"],
@@ -275,6 +277,16 @@ def result_store(*, result: ObjectResult, account: Account, default_detector: De
     return upserted
 
 
+def anomaly_stage_for_workers() -> Any:
+    """Baselines in the database, locked and saved inside the object's transaction (or None)."""
+    if not getattr(settings, "VIGIL_ANOMALY_ENABLED", True):
+        return None
+    from ingest.anomaly.config import config_from_settings
+    from ingest.anomaly.services import DatabaseAnomalyStage
+
+    return DatabaseAnomalyStage(config=config_from_settings())
+
+
 def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
                    open_body: Callable[[], IO[bytes]] | None = None, matcher: Any = None) -> str:
     """Process one S3 object of a source. Returns the ledger status ("done", "failed", "skipped",
@@ -310,7 +322,8 @@ def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
             state = DatabaseStateStore(account_id=account.id, region=detector.region)
             body = open_body()
             try:
-                result = Pipeline(matcher=matcher, inventory=inventory, state=state).process(
+                result = Pipeline(matcher=matcher, inventory=inventory, state=state,
+                                  anomaly=anomaly_stage_for_workers()).process(
                     source.kind, body, aws_account_id=account.aws_account_id, region=detector.region)
             finally:
                 close = getattr(body, "close", None)
@@ -373,3 +386,53 @@ def _object_attempt_failed(ledger: ProcessedObject, source: LogSource, reason: s
         raise RetryableObjectError(reason)
     logger.warning("object failed for good after %s attempts: %s", MAX_ATTEMPTS, reason)
     return "failed"
+
+
+# --- inventory from the EC2 API (live mode) ---------------------------------------------------------
+
+
+def _instance_details(item: dict[str, Any]) -> dict[str, Any]:
+    """DescribeInstances' Instance as GuardDuty's instanceDetails."""
+    nics = [{k: v for k, v in {
+        "networkInterfaceId": nic.get("NetworkInterfaceId"), "privateIpAddress": nic.get("PrivateIpAddress"),
+        "publicIp": (nic.get("Association") or {}).get("PublicIp"), "subnetId": nic.get("SubnetId"),
+        "vpcId": nic.get("VpcId"),
+        "securityGroups": [{"groupId": g.get("GroupId"), "groupName": g.get("GroupName")} for g in nic.get("Groups", [])],
+    }.items() if v} for nic in item.get("NetworkInterfaces", [])]
+    launch = item.get("LaunchTime")
+    return {k: v for k, v in {
+        "instanceType": item.get("InstanceType"), "imageId": item.get("ImageId"),
+        "instanceState": (item.get("State") or {}).get("Name"),
+        "availabilityZone": (item.get("Placement") or {}).get("AvailabilityZone"),
+        "launchTime": launch.isoformat() if hasattr(launch, "isoformat") else launch,
+        "platform": item.get("Platform"),
+        "iamInstanceProfile": {"arn": item["IamInstanceProfile"].get("Arn"), "id": item["IamInstanceProfile"].get("Id")}
+        if item.get("IamInstanceProfile") else None,
+        "tags": [{"key": t["Key"], "value": t["Value"]} for t in item.get("Tags", [])] or None,
+        "networkInterfaces": nics or None,
+    }.items() if v}
+
+
+def inventory_refresh(*, detector: Detector, ec2: Any = None) -> int:
+    """Refresh a detector's instances, ENIs and addresses from DescribeInstances. Returns the count."""
+    from ingest.aws import client_for
+
+    ec2 = ec2 or client_for(detector.account, "ec2", detector.region)
+    inventory = Inventory()
+    count = 0
+    for page in ec2.get_paginator("describe_instances").paginate():
+        for reservation in page.get("Reservations", []):
+            for item in reservation.get("Instances", []):
+                instance_id = item["InstanceId"]
+                inventory.add_instance(instance_id, _instance_details(item))
+                for nic in item.get("NetworkInterfaces", []):
+                    inventory.link(nic.get("NetworkInterfaceId"), instance_id)
+                    for address in nic.get("PrivateIpAddresses", []):
+                        inventory.link(address.get("PrivateIpAddress"), instance_id)
+                        inventory.link((address.get("Association") or {}).get("PublicIp"), instance_id)
+                inventory.link(item.get("PrivateIpAddress"), instance_id)
+                inventory.link(item.get("PublicIpAddress"), instance_id)
+                count += 1
+    with transaction.atomic():
+        inventory_save(inventory=inventory, account_id=detector.account_id, region=detector.region, learned_from="api")
+    return count

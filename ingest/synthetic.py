@@ -85,20 +85,31 @@ def flow_line(*, account: str, eni: str, src: str, dst: str, sport: int, dport: 
 
 
 def benign_flow(*, n: int, account: str, start: datetime, seed: int = 2) -> list[str]:
+    """Instances talking to a Zipf-distributed pool of remote services (as real VPCs do: the same
+    endpoints, CDNs and update servers again and again), plus ~10 % inbound internet background
+    noise from random addresses, some of it REJECTed."""
     rng = random.Random(seed)
+    pool = [f"{rng.choice([52, 54, 35, 104, 151, 13, 18])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+            for _ in range(5000)]
     lines = []
     for i in range(n):
         eni = f"eni-{rng.randrange(16):017x}"
         local = f"10.0.{rng.randrange(4)}.{rng.randrange(2, 250)}"
-        remote = f"{rng.choice([52, 54, 35, 104, 151])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         t = start + timedelta(seconds=i * 600 / max(n, 1))
-        if rng.random() < 0.5:
+        roll = rng.random()
+        if roll < 0.1:
+            noise = f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+            lines.append(flow_line(account=account, eni=eni, src=noise, dst=local, sport=rng.randrange(1024, 65535),
+                                   dport=rng.choice([22, 23, 80, 443, 3389, 8080]), start=t,
+                                   action="REJECT" if rng.random() < 0.7 else "ACCEPT", packets=1, size=44))
+            continue
+        remote = pool[min(int(rng.paretovariate(1.1)) - 1, len(pool) - 1)]
+        if roll < 0.55:
             lines.append(flow_line(account=account, eni=eni, src=local, dst=remote, sport=rng.randrange(32768, 61000),
                                    dport=rng.choice([443, 443, 80, 123, 53]), start=t))
         else:
             lines.append(flow_line(account=account, eni=eni, src=remote, dst=local, sport=rng.choice([443, 80]),
-                                   dport=rng.randrange(32768, 61000), start=t,
-                                   action="ACCEPT" if rng.random() < 0.9 else "REJECT"))
+                                   dport=rng.randrange(32768, 61000), start=t))
     return lines
 
 

@@ -10,20 +10,27 @@ from ingest.services import MAX_ATTEMPTS, RetryableObjectError
 TRANSIENT = (BotoCoreError, ClientError, ConnectionError)
 
 
-@shared_task(name="ingest.discover_all", ignore_result=True, expires=240)
-def discover_all_task() -> int:
+def _same_queue(task) -> dict:
+    """Fan-out stays on the queue its parent came from (a dedicated ingest queue, or a test's own)."""
+    info = task.request.delivery_info or {}
+    queue = info.get("routing_key")
+    return {"queue": queue} if queue and not task.request.is_eager else {}
+
+
+@shared_task(name="ingest.discover_all", bind=True, ignore_result=True, expires=240)
+def discover_all_task(self) -> int:
     """Beat: one discovery task per log source of every enabled detector."""
     from ingest.models import LogSource
 
     ids = list(LogSource.objects.filter(detector__status="ENABLED").values_list("id", flat=True))
     for source_id in ids:
-        discover_source_task.delay(source_id)
+        discover_source_task.apply_async(args=[source_id], **_same_queue(self))
     return len(ids)
 
 
-@shared_task(name="ingest.discover_source", ignore_result=True, acks_late=True, autoretry_for=TRANSIENT,
+@shared_task(name="ingest.discover_source", bind=True, ignore_result=True, acks_late=True, autoretry_for=TRANSIENT,
              retry_backoff=True, retry_jitter=True, max_retries=5)
-def discover_source_task(source_id: int) -> int:
+def discover_source_task(self, source_id: int) -> int:
     from ingest.models import LogSource
     from ingest.services import source_discover
 
@@ -32,7 +39,7 @@ def discover_source_task(source_id: int) -> int:
         return 0
     refs = source_discover(source=source)
     for ref in refs:
-        process_object_task.delay(source_id, ref.bucket, ref.key, ref.etag)
+        process_object_task.apply_async(args=[source_id, ref.bucket, ref.key, ref.etag], **_same_queue(self))
     return len(refs)
 
 
@@ -53,3 +60,24 @@ def process_object_task(self, source_id: int, bucket: str, key: str, etag: str) 
             # Bounded: the ledger counts attempts and marks the object failed after MAX_ATTEMPTS.
             if not self.request.is_eager:
                 raise self.retry(exc=exc, countdown=30) from exc
+
+
+@shared_task(name="ingest.inventory_refresh_all", ignore_result=True, expires=600)
+def inventory_refresh_all_task() -> int:
+    """Beat: refresh every enabled detector's EC2 inventory (instances, ENIs, addresses)."""
+    from accounts.models import Detector
+
+    ids = list(Detector.objects.filter(status="ENABLED").exclude(account__role_arn="").values_list("id", flat=True))
+    for detector_id in ids:
+        inventory_refresh_task.delay(detector_id)
+    return len(ids)
+
+
+@shared_task(name="ingest.inventory_refresh", ignore_result=True, acks_late=True, autoretry_for=TRANSIENT,
+             retry_backoff=True, retry_jitter=True, max_retries=3)
+def inventory_refresh_task(detector_id: int) -> int:
+    from accounts.models import Detector
+    from ingest.services import inventory_refresh
+
+    detector = Detector.objects.select_related("account").filter(pk=detector_id).first()
+    return inventory_refresh(detector=detector) if detector else 0

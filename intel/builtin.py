@@ -95,7 +95,7 @@ def normalize_feed(text: str) -> list[str]:
 
 
 _lock = threading.Lock()
-_cache: dict[str, tuple[tuple[str, float, int], CompiledList]] = {}
+_cache: dict[str, tuple[tuple[str, float, int], CompiledList, int]] = {}
 
 
 def _stamp(path: Path) -> tuple[str, float, int]:
@@ -112,10 +112,18 @@ def builtin_sources() -> list[tuple[IndicatorHit, CompiledList]]:
             stamp = _stamp(path)
             cached = _cache.get(feed.name)
             if cached is None or cached[0] != stamp:
-                cached = (stamp, compile_parsed(parse_file(str(path), "TXT")))
+                parsed = parse_file(str(path), "TXT")
+                cached = (stamp, compile_parsed(parsed), parsed.entries)
                 _cache[feed.name] = cached
             out.append((feed.hit, cached[1]))
     return out
+
+
+def builtin_entry_counts() -> dict[str, int]:
+    """Entries per feed as listed in its file (before merging adjacent addresses)."""
+    builtin_sources()
+    with _lock:
+        return {name: cached[2] for name, cached in _cache.items()}
 
 
 def builtin_version() -> str:

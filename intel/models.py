@@ -9,15 +9,18 @@ leaves the previous version in force.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.models import Account
 
 MAX_THREAT_LISTS = 6  # per account per region, GuardDuty's quota
 MAX_TRUSTED_LISTS = 1
+STALE_AFTER = timedelta(minutes=15)  # activation takes seconds; this long means the task was lost
 
 
 def new_set_id() -> str:
@@ -93,8 +96,11 @@ class IntelSet(models.Model):
 
     @property
     def is_busy(self) -> bool:
-        """GuardDuty refuses every action while a list is in a transitional status."""
-        return self.status in (self.Status.ACTIVATING, self.Status.DEACTIVATING, self.Status.DELETE_PENDING)
+        """GuardDuty refuses every action while a list is in a transitional status. A transition
+        older than STALE_AFTER (a lost task) no longer blocks, so a list can never be stuck."""
+        if self.status not in (self.Status.ACTIVATING, self.Status.DEACTIVATING, self.Status.DELETE_PENDING):
+            return False
+        return self.updated_at is None or timezone.now() - self.updated_at < STALE_AFTER
 
 
 class IntelSetVersion(models.Model):

@@ -26,6 +26,7 @@ MAX_TEXT_KEPT = 200
 
 _DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _LOOKS_NUMERIC = re.compile(r"^[0-9.]+$")
+_ALIEN_VAULT_LINE = re.compile(r"^[^#\s]+#\d+#\d+#")  # value#reliability#risk#...
 _INET_PTON = socket.inet_pton
 _AF_INET = socket.AF_INET
 
@@ -247,7 +248,7 @@ def _sniff(text: str) -> str | None:
         return "PROOF_POINT"
     if first.startswith("reportid,"):
         return "FIRE_EYE"
-    if first.count("#") >= 3:
+    if _ALIEN_VAULT_LINE.match(first):
         return "ALIEN_VAULT"
     return None
 

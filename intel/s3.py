@@ -44,12 +44,14 @@ def _session(account: Account) -> boto3.session.Session:
     )
 
 
-def read_s3_object(*, account: Account, uri: str, region: str, expected_bucket_owner: str = "") -> bytes:
+def read_s3_object(*, account: Account | None, uri: str, region: str = "us-east-1",
+                   expected_bucket_owner: str = "") -> bytes:
+    """The object's bytes, read through `account`'s assumed role (None: Vigil's own credentials,
+    for operators refreshing built-in feeds)."""
     bucket, key = parse_s3_uri(uri)
     try:
-        client = _session(account).client(
-            "s3", region_name=region, endpoint_url=settings.AWS_ENDPOINT_URL or None, config=_CONFIG
-        )
+        session = _session(account) if account is not None else boto3.session.Session()
+        client = session.client("s3", region_name=region, endpoint_url=settings.AWS_ENDPOINT_URL or None, config=_CONFIG)
         params = {"Bucket": bucket, "Key": key}
         if expected_bucket_owner:
             params["ExpectedBucketOwner"] = expected_bucket_owner

@@ -13,6 +13,7 @@ import hashlib
 import re
 import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 from django.conf import settings
@@ -197,7 +198,7 @@ def intel_set_update(
 @transaction.atomic
 def intel_set_delete(*, actor: Any, set_id: str) -> None:
     intel_set = _get_for_manage(actor, set_id, lock=True)
-    if intel_set.status in (IntelSet.Status.ACTIVATING, IntelSet.Status.DELETE_PENDING):
+    if intel_set.is_busy:
         raise ConflictError(f"The list is {intel_set.status}; wait until that finishes.")
     intel_set.status = IntelSet.Status.DELETED
     intel_set.slot = None  # gives the quota slot back
@@ -241,8 +242,6 @@ def intel_set_activate(*, intel_set_id: int) -> IntelSet | None:
         limit = max_entries(intel_set.kind)
         if parsed.entries > limit:
             raise ServiceError(f"The list has {parsed.entries:,} entries; the limit is {limit:,}.")
-        if intel_set.is_trusted and parsed.entries and parsed.counts["domain"] == parsed.entries:
-            raise ServiceError("A trusted IP list must contain IP addresses or CIDR blocks.")
         blob = compile_parsed(parsed).to_bytes()
     except (ListFormatError, ServiceError) as exc:
         message = str(exc) if isinstance(exc, ListFormatError) else exc.message
@@ -289,61 +288,74 @@ def _activation_failed(intel_set_id: int, message: str, attempt: dict[str, Any])
 # --- the matcher for detection ------------------------------------------------------------------
 
 _cache_lock = threading.Lock()
-_matchers: dict[tuple[int, str], CompiledMatcher] = {}
+# Matchers keyed by their content version, least recently used last out. Accounts with no lists of
+# their own (the common case) all share the one built-in-only matcher, whatever their region.
+_matchers: OrderedDict[str, CompiledMatcher] = OrderedDict()
+_matcher_versions: dict[str, set[int]] = {}
 _compiled: dict[int, CompiledList] = {}  # version id -> compiled list (versions are immutable)
-_live_versions: dict[tuple[int, str], set[int]] = {}
 
 
-def _in_force(manager_id: int, region: str) -> list[tuple[int, str, str, int]]:
+def _cache_size() -> int:
+    return getattr(settings, "VIGIL_INTEL_MATCHER_CACHE", 32)
+
+
+def _in_force(manager_id: int, region: str) -> list[tuple[str, str, int]]:
     return list(
         IntelSet.objects.filter(account_id=manager_id, region=region, status__in=IN_FORCE,
                                 active_version__isnull=False)
         .order_by("kind", "slot")
-        .values_list("id", "kind", "name", "active_version_id")
+        .values_list("kind", "name", "active_version_id")
     )
 
 
 def matcher_for(*, account_id: int, region: str) -> CompiledMatcher:
     """Built-in feeds + the threat lists and trusted list in force for the account that manages
-    `account_id`, in `region`. Cached per process; one small query decides whether to rebuild."""
+    `account_id`, in `region`. Cached per process; a small query decides whether to rebuild."""
     from intel.builtin import builtin_sources, builtin_version
 
     account = Account.objects.filter(id=account_id).first()
     if account is None:
         raise NotFoundError("No such account.")
     manager = access.managing_account(account)
-    rows = _in_force(manager.id, region)
-    version = hashlib.sha256(repr((manager.id, region, rows, builtin_version())).encode()).hexdigest()[:16]
-    key = (manager.id, region)
+    rows = _in_force(manager.id, region)  # version ids are global, so rows identify the content
+    version = hashlib.sha256(repr((rows, builtin_version())).encode()).hexdigest()[:16]
     with _cache_lock:
-        cached = _matchers.get(key)
-        if cached is not None and cached.version == version:
+        cached = _matchers.get(version)
+        if cached is not None:
+            _matchers.move_to_end(version)
             return cached
     missing = [vid for *_, vid in rows if vid not in _compiled]
     if missing:
         blobs = dict(IntelSetVersion.objects.filter(id__in=missing).values_list("id", "compiled"))
-        for vid, blob in blobs.items():
-            _compiled[vid] = CompiledList.from_bytes(bytes(blob))
-    live = {vid for *_, vid in rows}
+        loaded = {vid: CompiledList.from_bytes(bytes(blob)) for vid, blob in blobs.items()}
+        with _cache_lock:
+            _compiled.update(loaded)
     sources: list[tuple[IndicatorHit, CompiledList]] = []
     trusted = None
     trusted_name = ""
-    for _id, kind, name, vid in rows:
-        if vid not in _compiled:  # replaced between the two queries: the next call rebuilds
+    complete = True
+    for kind, name, vid in rows:
+        compiled = _compiled.get(vid)
+        if compiled is None:  # replaced between the two queries: use the rest, cache nothing
+            complete = False
             continue
         if kind == IntelSet.Kind.TRUSTED:
-            trusted, trusted_name = _compiled[vid], name
+            trusted, trusted_name = compiled, name
         else:
-            sources.append((custom_hit(name), _compiled[vid]))
+            sources.append((custom_hit(name), compiled))
     sources.extend(builtin_sources())
     matcher = CompiledMatcher(sources, trusted, version=version, trusted_name=trusted_name)
-    with _cache_lock:
-        _matchers[key] = matcher
-        _live_versions[key] = live
-        # Versions no cached matcher uses any more are dropped (replaced or deactivated lists).
-        keep = set().union(*_live_versions.values())
-        for vid in [v for v in _compiled if v not in keep]:
-            del _compiled[vid]
+    if complete:
+        with _cache_lock:
+            _matchers[version] = matcher
+            _matcher_versions[version] = {vid for *_, vid in rows}
+            while len(_matchers) > _cache_size():
+                old, _ = _matchers.popitem(last=False)
+                _matcher_versions.pop(old, None)
+            # Compiled lists no cached matcher uses any more are dropped (replaced, deactivated).
+            keep = set().union(*_matcher_versions.values())
+            for vid in [v for v in _compiled if v not in keep]:
+                del _compiled[vid]
     return matcher
 
 
@@ -351,4 +363,4 @@ def matcher_cache_clear() -> None:
     with _cache_lock:
         _matchers.clear()
         _compiled.clear()
-        _live_versions.clear()
+        _matcher_versions.clear()

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import access
 from console.errors import NotFoundError, PermissionDeniedError, ServiceError
 from intel import selectors, services
-from intel.builtin import FEEDS, builtin_sources
+from intel.builtin import FEEDS, builtin_entry_counts
 from intel.forms import CheckForm, IntelSetForm, ReplaceForm
 from intel.models import IntelSet
 
@@ -61,7 +61,7 @@ def _list_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
 @require_GET
 def intel_list(request: HttpRequest) -> HttpResponse:
     context = _list_context(request)
-    sizes = {hit.list_name: cl.size for hit, cl in builtin_sources()}
+    sizes = builtin_entry_counts()
     context["feeds"] = [(feed, sizes.get(feed.name, 0)) for feed in FEEDS]
     template = "intel/intel_list.html#lists" if request.htmx else "intel/intel_list.html"  # type: ignore[attr-defined]
     return render(request, template, context)
@@ -118,6 +118,7 @@ ACTIONS = {"activate": True, "deactivate": False}
 @login_required
 @require_POST
 def intel_action(request: HttpRequest, set_id: str) -> HttpResponse:
+    selectors.intel_set_get(actor=request.user, set_id=set_id)  # 404 before anything else for strangers
     action = request.POST.get("action", "")
     try:
         if action == "delete":
@@ -138,6 +139,7 @@ def intel_action(request: HttpRequest, set_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def intel_replace(request: HttpRequest, set_id: str) -> HttpResponse:
+    selectors.intel_set_get(actor=request.user, set_id=set_id)
     form = ReplaceForm(request.POST, request.FILES)
     if not form.is_valid():
         raise ServiceError(" ".join(form.errors.get("__all__", [])) or "Give a file or an s3:// location.")

@@ -80,14 +80,14 @@ def _account(request: Request, aws_account_id: str | None):
 
 
 class FindingListApi(APIView):
-    @extend_schema(parameters=LIST_PARAMETERS, responses=s.FindingPageOutput)
+    @extend_schema(parameters=LIST_PARAMETERS, responses=s.FindingPageOutput, operation_id="findings_list")
     def get(self, request: Request) -> Response:
         page = _page(request, _limit(request))
         return Response({"findings": [finding_to_guardduty(f) for f in page.rows], "next_cursor": page.next_cursor})
 
 
 class FindingDetailApi(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="findings_get")
     def get(self, request: Request, finding_id: str) -> Response:
         finding = search.scoped(actor=request.user).select_related("account", "detector").filter(
             finding_id=finding_id).first()

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
-from isal import igzip
+from isal import igzip, igzip_lib
 
 CHUNK_BYTES = 32 * 1024 * 1024
 MAX_OBJECT_BYTES = 2 * 1024**3
@@ -109,7 +109,9 @@ def read_chunks(stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[b
                 raise UnreadableObject(f"decompresses to more than {limit:,} bytes (VIGIL_INGEST_MAX_OBJECT_BYTES); "
                                        "refused as a possible decompression bomb")
             yield chunk
-    except (OSError, EOFError, zlib.error, igzip.BadGzipFile) as exc:
+    except (ConnectionError, TimeoutError):
+        raise  # the network, not the object: the task's transient-error retry handles it
+    except (OSError, EOFError, zlib.error, igzip.BadGzipFile, igzip_lib.IsalError) as exc:
         raise UnreadableObject(f"cannot decompress: {exc}") from exc
 
 

@@ -16,18 +16,29 @@ How to add a rule (no edits anywhere else):
 2. The function is vectorised: filter/join/group the polars frame (columns: ingest.parsers.*.SCHEMA
    / BASE_COLUMNS), use `ctx.ip_hits` / `ctx.domain_hits` (intel matches for every distinct address
    or name of the frame, trusted entries already removed) and `ctx.trusted_ips`, and call
-   `group_rows()` to turn each group of matching rows into one Detection. No per-record Python, no
-   DB, network or clock access: everything comes in through `ctx`.
-3. Severity defaults to the catalogue's (GuardDuty's) severity; pass `severity=` to override
-   (types whose severity varies). Thresholds are `Setting`s with documented defaults, overridable
+   `group_rows()` to turn each group of matching rows into one Detection (`dedup_key` = resource and
+   actor: detections with the same account, region, type and key aggregate into one finding; count,
+   first/last seen and a 10-row evidence sample come from the group). Reuse the builders in
+   `threat_intel.py` (`network_detection`, `api_call_detection`, `access_key_resource`,
+   `threat_service`) for GuardDuty's Resource/Service shapes and `ctx.inventory.instance_resource()` to
+   name instances. No per-record Python, no DB, network or clock access: everything comes via `ctx`.
+   The CloudTrail frame holds only the columns some rule reads (ingest/parsers/cloudtrail.py `_TOP`,
+   `_IDENTITY`, `_ISSUER`): add one there when a rule needs it.
+   CloudTrail's requestParameters / responseElements / additionalEventData columns are filled only
+   for the event names some rule declares with `raw_events=("PutBucketPolicy", ...)` (and for S3
+   data events): decoding every event's blobs would cost more than parsing the event.
+3. Severity defaults to the catalogue's (GuardDuty's) severity; set `Detection.severity` to override
+   it (types whose severity varies). Thresholds are `Setting`s with documented defaults, overridable
    per deployment by `settings.VIGIL_RULE_SETTINGS = {"<rule name>": {"<setting>": value}}` and
    read with `ctx.setting("<setting>")`.
 4. State across objects and workers (windows, histories) goes through `ctx.state_get(keys)` /
-   `ctx.state_put(key, value)` (JSON values), stored in the database in the same transaction as the findings, so any worker
-   can take any object and a retried object sees the state as it was.
+   `ctx.state_put(key, value)` (JSON values), stored in the database in the same transaction as the
+   findings, so any worker can take any object and a retried object sees the state as it was.
 5. Cases: `Case(name, expect, records, ...)` with raw log records in the source's own format; the
    suite (tests/ingest/test_rule_cases.py) runs every case through the real parser, enrichment and
    rule, and checks the finding types (positive and near-miss negative cases side by side).
+6. Correlation: `@rule(..., stage="correlate")` runs after every detect rule of the frame and reads
+   `ctx.detections` (their detections) besides the frame — attack sequences are built this way.
 """
 
 from __future__ import annotations
@@ -104,8 +115,12 @@ class Rule:
     settings: Mapping[str, Setting]
     state: str
     cases: tuple[Case, ...]
+    # "detect" rules read the frame; "correlate" rules run after them and also read
+    # ctx.detections (what the detect rules found in the same frame), e.g. attack sequences.
+    stage: str = "detect"
 
 
+STAGES = ("detect", "correlate")
 REGISTRY: dict[str, Rule] = {}
 
 
@@ -131,6 +146,7 @@ class RuleContext:
         self.inventory = inventory
         self.state = state
         self.rule = rule
+        self.detections: list[Detection] = []  # the frame's detections so far (for correlate rules)
 
     def state_get(self, keys: Iterable[str]) -> dict[str, Any]:
         assert self.rule is not None and self.state is not None
@@ -154,6 +170,8 @@ def rule(
     state: str = "none",
     cases: Iterable[Case] = (),
     name: str | None = None,
+    raw_events: Iterable[str] = (),
+    stage: str = "detect",
 ) -> Callable[[Callable], Callable]:
     """Register a rule; invalid metadata fails at import time, not at 3 a.m. in a worker."""
 
@@ -168,10 +186,17 @@ def rule(
         for finding_type in finding_types:
             if not FINDING_TYPE_RE.match(finding_type) or finding_type not in FINDING_TYPES:
                 raise ValueError(f"rule {rule_name}: {finding_type!r} is not a GuardDuty finding type")
+        if stage not in STAGES:
+            raise ValueError(f"rule {rule_name}: stage must be one of {STAGES}")
         case_list = tuple(cases)
         if case_list and (not any(c.expect for c in case_list) or all(c.expect for c in case_list)):
             raise ValueError(f"rule {rule_name}: cases need at least one positive and one negative")
-        REGISTRY[rule_name] = Rule(rule_name, source, tuple(finding_types), fn, dict(settings or {}), state, case_list)
+        if raw_events:
+            from ingest.parsers.cloudtrail import RAW_EVENT_NAMES
+
+            RAW_EVENT_NAMES.update(raw_events)
+        REGISTRY[rule_name] = Rule(rule_name, source, tuple(finding_types), fn, dict(settings or {}), state, case_list,
+                                   stage)
         return fn
 
     return register
@@ -179,7 +204,8 @@ def rule(
 
 def rules_for(source: str) -> list[Rule]:
     load_rules()
-    return [r for r in REGISTRY.values() if r.source == source]
+    chosen = [r for r in REGISTRY.values() if r.source == source]
+    return sorted(chosen, key=lambda r: STAGES.index(r.stage))  # stable: detect rules keep their order
 
 
 _loaded = False

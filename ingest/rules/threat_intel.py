@@ -152,6 +152,12 @@ def access_key_resource(latest: dict[str, Any]) -> dict[str, Any]:
         "userName": user_name or "", "userType": user_type}}
 
 
+def _remote_ip_details(ip: str | None) -> dict[str, Any]:
+    from ingest.rules._ct import remote_ip_details  # _ct builds on this module: import late
+
+    return remote_ip_details(ip)
+
+
 def api_call_detection(group: dict[str, Any], finding_type: str, hits: tuple | None, *, title: str,
                        description: str) -> Detection:
     latest = group["_latest"]
@@ -161,7 +167,7 @@ def api_call_detection(group: dict[str, Any], finding_type: str, hits: tuple | N
         "action": {"actionType": "AWS_API_CALL", "awsApiCallAction": {
             "api": latest.get("event_name"), "serviceName": latest.get("event_source"), "callerType": "Remote IP",
             "userAgent": latest.get("user_agent") or "", "errorCode": latest.get("error_code") or "",
-            "remoteIpDetails": {"ipAddressV4": latest.get("source_ip")},
+            "remoteIpDetails": _remote_ip_details(latest.get("source_ip")),
         }},
     }
     if hits:

@@ -98,7 +98,7 @@ def test_compiled_filter_binds_values_as_parameters(corpus):
 
 
 def test_sort_order_tie_breaks_on_id():
-    assert fc.sort_order({"AttributeName": "severity", "OrderBy": "DESC"}) == ["-severity", "-finding_id"]
-    assert fc.sort_order(None) == ["-updated_at", "-finding_id"]
+    assert fc.sort_order({"AttributeName": "severity", "OrderBy": "DESC"}) == ["-severity", "id"]
+    assert fc.sort_order(None) == ["-updated_at", "id"]
     with pytest.raises(fc.CriteriaError):
         fc.sort_order({"AttributeName": "resource.instanceDetails.instanceId"})

@@ -47,6 +47,11 @@ def test_wrong_secret_is_refused_and_audited(alice, make_client, caplog):
     assert event.target == alice.key.access_key_id and event.details["error"] == "InvalidSignatureException"
     assert event.actor is None  # a wrong secret proves nothing about who sent it
     assert any("InvalidSignatureException" in r.getMessage() for r in caplog.records)
+    # Hammering with the bad secret is logged every time but audited once a minute.
+    for _ in range(3):
+        _error(lambda: make_client(alice, secret="x" * 40).list_detectors())
+    assert len(_refusals(alice)) == 1
+    assert sum("InvalidSignatureException" in r.getMessage() for r in caplog.records) == 4
 
 
 def test_unknown_and_revoked_keys(alice, make_client):

@@ -36,6 +36,11 @@ def aws(moto_endpoint: str, settings, monkeypatch) -> Iterator[str]:
     clear_session_cache()
 
 
+# Test-side clients per role and service (building a boto3 client costs ~0.3 s). Session-wide:
+# moto keeps every account's resources for the whole run.
+_CLIENTS: dict[str, dict[str, Any]] = {}
+
+
 @dataclass
 class Member:
     """A member account as AWS would see it: its role, and clients acting as that role."""
@@ -46,12 +51,17 @@ class Member:
     endpoint: str
 
     def client(self, service: str) -> Any:
-        sts = boto3.client("sts", endpoint_url=self.endpoint, region_name="us-east-1")
+        if service in _CLIENTS.setdefault(self.role_arn, {}):
+            return _CLIENTS[self.role_arn][service]
+        sts = _CLIENTS.setdefault("", {}).get("sts") or boto3.client("sts", endpoint_url=self.endpoint, region_name="us-east-1")
+        _CLIENTS[""]["sts"] = sts
         creds = sts.assume_role(RoleArn=self.role_arn, RoleSessionName="test-setup", ExternalId=self.external_id)[
             "Credentials"]
-        return boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
-                            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-                            aws_session_token=creds["SessionToken"])
+        client = boto3.client(service, endpoint_url=self.endpoint, region_name="us-east-1",
+                              aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                              aws_session_token=creds["SessionToken"])
+        _CLIENTS[self.role_arn][service] = client
+        return client
 
     def put(self, bucket: str, key: str, data: bytes | str | dict | list, *, compress: bool = True) -> None:
         if isinstance(data, dict | list):
@@ -75,17 +85,12 @@ def member_factory(aws: str):
     return make
 
 
+
 @pytest.fixture(autouse=True)
-def _builtin_matcher_until_intel_services(monkeypatch):
-    """TEMPORARY until branch intel ships intel.services: built-in feeds only."""
-    import importlib.util
+def _fresh_matchers():
+    """intel caches compiled matchers per process; each test has its own lists."""
+    from intel.services import matcher_cache_clear
 
-    if importlib.util.find_spec("intel.services") is None:
-        from intel import matching
-
-        global _BUILTIN
-        _BUILTIN = _BUILTIN or matching.matcher_from_files()
-        monkeypatch.setattr(matching, "matcher_for", lambda *, account_id, region: _BUILTIN)
-
-
-_BUILTIN = None
+    matcher_cache_clear()
+    yield
+    matcher_cache_clear()

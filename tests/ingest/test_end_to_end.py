@@ -15,11 +15,13 @@ from findings.models import Finding
 from ingest import synthetic as syn
 from ingest.models import LogSource, ProcessedObject, UsageRecord
 from ingest.tasks import discover_all_task
+from intel.services import intel_set_create
 
 EXTERNAL = Path("/work/shared/data/external")
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TOR_EXIT = "185.220.101.1"
 A, B = "222222222222", "333333333333"
+LISTED, LISTED_TRUSTED = "198.51.100.7", "198.51.100.77"
 
 
 def findings_by_type(account: Account) -> dict[str, int]:
@@ -38,8 +40,9 @@ def source(account: Account, kind: str, bucket: str) -> LogSource:
 
 
 @pytest.fixture
-def two_members(db, member_factory):
-    """Account A: CloudTrail (root usage, Tor sign-ins, the real Invictus hour) and Resolver logs (C2).
+def two_members(db, member_factory, factory, django_capture_on_commit_callbacks):
+    """Account A: CloudTrail (root usage, Tor sign-ins, the real Invictus hour), Resolver logs (C2) and
+    flow logs (a custom threat list IP; a listed IP that is also trusted).
     Account B: the Stratus StopLogging detonation, root usage and one corrupt object."""
     a, b = member_factory(A, "trail-a"), member_factory(B, "trail-b")
     root = [syn.cloudtrail_event(t=T0 + timedelta(minutes=i), account=A, region="us-east-1", name="ListBuckets",
@@ -57,6 +60,12 @@ def two_members(db, member_factory):
     a.put("trail-a", syn.dns_key(A, "vpc-0a1b2c3d4e5f60718", T0),
           syn.dns_body(queries + syn.benign_dns(n=300, account=A, region="us-east-1", start=T0)))
 
+    flows = [syn.flow_line(account=A, eni="eni-0aaa1111", src="10.0.1.7", dst=LISTED, sport=40000 + i, dport=443,
+                           start=T0 + timedelta(seconds=i)) for i in range(6)]
+    flows += [syn.flow_line(account=A, eni="eni-0aaa1111", src="10.0.1.7", dst=LISTED_TRUSTED, sport=41000, dport=443,
+                            start=T0)]
+    a.put("trail-a", syn.flow_key(A, "us-east-1", T0), syn.flow_body(flows + syn.benign_flow(n=500, account=A, start=T0)))
+
     stratus = json.loads((EXTERNAL / "stratus-red-team/docs/detonation-logs/aws.defense-evasion.cloudtrail-stop.json").read_text())
     b.put("trail-b", syn.cloudtrail_key(B, "us-east-1", T0, "strat"), stratus)
     b.put("trail-b", syn.cloudtrail_key(B, "us-east-1", T0 + timedelta(minutes=1), "root"), syn.cloudtrail_body([
@@ -65,8 +74,15 @@ def two_members(db, member_factory):
     b.put("trail-b", syn.cloudtrail_key(B, "us-east-1", T0 + timedelta(minutes=2), "bad"), gzip.compress(b'{"Records":[' * 500)[:40], compress=False)
 
     account_a, account_b = vigil_account(a, "Prod"), vigil_account(b, "Staging")
+    admin = factory.user()
+    factory.grant(admin, account_a, "admin")
+    with django_capture_on_commit_callbacks(execute=True):
+        intel_set_create(actor=admin, account=account_a, region="us-east-1", kind="THREAT", name="BadGuys", fmt="TXT",
+                         content=f"{LISTED}\n{LISTED_TRUSTED}\n".encode(), upload_name="bad.txt")
+        intel_set_create(actor=admin, account=account_a, region="us-east-1", kind="TRUSTED", name="Office", fmt="TXT",
+                         content=f"{LISTED_TRUSTED}\n".encode(), upload_name="office.txt")
     sources = [source(account_a, "cloudtrail", "trail-a"), source(account_a, "dns", "trail-a"),
-               source(account_b, "cloudtrail", "trail-b")]
+               source(account_b, "cloudtrail", "trail-b"), source(account_a, "flow", "trail-a")]
     return a, b, account_a, account_b, sources
 
 
@@ -78,8 +94,15 @@ def test_pipeline_end_to_end_counts_findings_usage_and_status(two_members):
         "Policy:IAMUser/RootCredentialUsage": 3,
         "UnauthorizedAccess:IAMUser/TorIPCaller": 2,
         "Backdoor:EC2/C&CActivity.B!DNS": 4,
+        "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom": 6,
     }
-    assert findings_by_type(account_b) == {"Policy:IAMUser/RootCredentialUsage": 1}
+    custom = Finding.objects.get(account=account_a, type="UnauthorizedAccess:EC2/MaliciousIPCaller.Custom")
+    assert custom.threat_list_name == "BadGuys" and custom.remote_ip == LISTED
+    # The DNS log taught the inventory that 10.0.1.7 is i-0aaa1111bbbb2222c: the flow finding names it.
+    assert custom.instance_id == "i-0aaa1111bbbb2222c"
+    # The Stratus StopLogging detonation is GuardDuty's Stealth:IAMUser/CloudTrailLoggingDisabled.
+    assert findings_by_type(account_b) == {"Policy:IAMUser/RootCredentialUsage": 1,
+                                           "Stealth:IAMUser/CloudTrailLoggingDisabled": 1}
     c2 = Finding.objects.get(account=account_a, type="Backdoor:EC2/C&CActivity.B!DNS")
     assert c2.instance_id == "i-0aaa1111bbbb2222c" and c2.domain == "c2.guarddutyc2activityb.com"
     assert c2.threat_list_name and len(c2.evidence_events) == 4
@@ -127,7 +150,9 @@ def test_suspended_detector_adds_nothing_and_resumes_from_checkpoint(two_members
         syn.cloudtrail_event(t=later, account=B, region="us-east-1", name="CreateUser", source="iam.amazonaws.com",
                              ip="198.51.100.30", root=True)]))
     discover_all_task.delay()
-    assert findings_by_type(account_b) == {"Policy:IAMUser/RootCredentialUsage": 1}
+    # The Stratus StopLogging detonation is GuardDuty's Stealth:IAMUser/CloudTrailLoggingDisabled.
+    assert findings_by_type(account_b) == {"Policy:IAMUser/RootCredentialUsage": 1,
+                                           "Stealth:IAMUser/CloudTrailLoggingDisabled": 1}
     assert not ProcessedObject.objects.filter(key__endswith="_late.json.gz").exists()
 
     detector.status = Detector.Status.ENABLED

@@ -41,7 +41,7 @@ def test_txt_mixed_entries_comments_and_bad_lines():
         "# my list\n"
         "\n"
         "192.0.2.0/24\n"
-        "198.51.100.1   # inline comment\n"
+        "198.51.100.1   # inline comment # with # hashes\n"
         "Example.COM.\n"
         "*.wild.example.org\n"
         "2001:db8::/32\n"
@@ -314,3 +314,8 @@ def test_trail_values():
     assert trail_value("5.63.151.0/24 # rapid7") == "5.63.151.0/24"
     assert trail_value("evil.example.com/path") == "evil.example.com"
     assert trail_value("# comment") is None
+
+
+def test_txt_inline_comment_with_hashes_is_not_mistaken_for_alien_vault():
+    parsed = parse_list("198.51.100.1 # seen # twice # today\n", "TXT")
+    assert parsed.ipv4 == [(0xC6336401, 0xC6336401)]

@@ -247,3 +247,46 @@ def test_activation_of_250k_entries(org, django_capture_on_commit_callbacks, cap
     with capsys.disabled():
         print(f"\n250,000-entry list: activation {activation:.2f} s (parse+compile {s.active_version.parse_seconds:.2f} s), "
               f"matcher load {load:.2f} s, {len(content) / 1e6:.1f} MB")
+
+
+def test_matcher_cache_reuses_and_shares(org, factory, django_capture_on_commit_callbacks):
+    admin_account, admin_user, member_account, _ = org
+    loner = factory.account(admin=factory.user())
+    # No lists of their own: every account and region shares the built-in-only matcher.
+    plain = services.matcher_for(account_id=loner.id, region="us-east-1")
+    assert services.matcher_for(account_id=admin_account.id, region="eu-west-1") is plain
+    with django_capture_on_commit_callbacks(execute=True):
+        s = create(admin_user, admin_account, content=b"198.51.100.1\n")
+    first = services.matcher_for(account_id=admin_account.id, region="us-east-1")
+    assert first is not plain and first.version != plain.version
+    # Member and administrator use the same lists, hence the same matcher; unchanged -> same object.
+    assert services.matcher_for(account_id=member_account.id, region="us-east-1") is first
+    with django_capture_on_commit_callbacks(execute=True):
+        services.intel_set_update(actor=admin_user, set_id=s.set_id, content=b"198.51.100.2\n", upload_name="b.txt",
+                                  activate=True)
+    second = services.matcher_for(account_id=admin_account.id, region="us-east-1")
+    assert second.version != first.version and set(second.lookup_ips(["198.51.100.1", "198.51.100.2"])) == {"198.51.100.2"}
+
+
+def test_trusted_domains_suppress_threat_domains(org, django_capture_on_commit_callbacks):
+    admin_account, admin_user, *_ = org
+    with django_capture_on_commit_callbacks(execute=True):
+        create(admin_user, admin_account, content=b"example.com\n")
+        create(admin_user, admin_account, name="Ours", kind=TRUSTED, content=b"cdn.example.com\n")
+    m = services.matcher_for(account_id=admin_account.id, region="us-east-1")
+    assert set(m.lookup_domains(["a.example.com", "x.cdn.example.com"])) == {"a.example.com"}
+    assert m.trusted_domains(["x.cdn.example.com", "a.example.com"]) == {"x.cdn.example.com"}
+
+
+def test_a_lost_activation_does_not_block_forever(org):
+    admin_account, admin_user, *_ = org
+    s = create(admin_user, admin_account)  # the on-commit task never runs: ACTIVATING
+    with pytest.raises(ConflictError):
+        services.intel_set_delete(actor=admin_user, set_id=s.set_id)
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    IntelSet.objects.filter(id=s.id).update(updated_at=timezone.now() - timedelta(minutes=16))
+    services.intel_set_delete(actor=admin_user, set_id=s.set_id)
+    assert IntelSet.objects.get(id=s.id).status == "DELETED"

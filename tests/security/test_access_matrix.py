@@ -38,6 +38,12 @@ class World:
     def member_detector(self) -> str:
         return self.member_account.detectors.get().detector_id
 
+    @property
+    def intel_set(self) -> str:
+        from intel.models import IntelSet
+
+        return IntelSet.objects.get(account=self.admin_account).set_id
+
 
 @dataclass
 class Rule:
@@ -49,6 +55,7 @@ class Rule:
     post_only: bool = False
     public: bool = False
     skip: str = ""
+    query: str = ""
     # Roles that get 200 but must not see the other tenants' markers (lists filtered by tenancy).
     extra: dict = field(default_factory=dict)
 
@@ -57,6 +64,14 @@ def admin_id(w: World) -> dict:
     return {"aws_account_id": w.admin_account.aws_account_id}
 
 
+def admin_baseline(w: World) -> dict:
+    """A learned principal of the admin account (the page 404s until something was learned)."""
+    from ingest.anomaly.models import Baseline
+
+    key = f"arn:aws:iam::{w.admin_account.aws_account_id}:user/alice"
+    row, _ = Baseline.objects.get_or_create(account=w.admin_account, kind="principal", key=key,
+                                            defaults={"label": "alice"})
+    return {"pk": row.pk}
 def _admin_finding(w: World) -> dict:
     from tests.findings.util import make_finding
 
@@ -115,8 +130,14 @@ ACCESS: dict[str, Rule] = {
     "api-detector-resume": Rule(post_only=True, api=True, kwargs=lambda w: {"detector_id": w.admin_detector}),
     "api-schema": Rule(get=SIGNED_IN, api=True),
     "api-docs": Rule(get=SIGNED_IN, api=True),
+    "ingest:sources": Rule(get=SIGNED_IN),
+    "ingest:source_create": Rule(post_only=True),
+    "ingest:usage": Rule(get=SIGNED_IN),
+    "ingest:baselines": Rule(get=SIGNED_IN),
+    "ingest:baseline": Rule(get=ADMIN_SIDE, kwargs=admin_baseline),
     "findings:list": Rule(get=SIGNED_IN),
     "findings:poll": Rule(get=SIGNED_IN),
+    "findings:summary": Rule(get=SIGNED_IN),
     "findings:archive": Rule(post_only=True),
     "findings:samples": Rule(post_only=True),
     "findings:detail": Rule(get=ADMIN_SIDE, kwargs=_admin_finding),
@@ -145,6 +166,19 @@ ACCESS: dict[str, Rule] = {
     "api-finding-destination": Rule(get=ADMIN_SIDE, api=True, kwargs=_admin_destination),
     "api-finding-destination-test": Rule(post_only=True, api=True, kwargs=_admin_destination),
     "api-finding-deliveries": Rule(get=ADMIN_SIDE, api=True, kwargs=_admin_destination),
+    "intel:list": Rule(get=SIGNED_IN),
+    "intel:create": Rule(post_only=True),
+    "intel:check": Rule(get=SIGNED_IN),
+    # Members see their administrator's lists read-only (GuardDuty's ListThreatIntelSets from a member).
+    "intel:detail": Rule(get=ADMIN_SIDE | {"member_admin"}, kwargs=lambda w: {"set_id": w.intel_set}),
+    "intel:action": Rule(post_only=True, kwargs=lambda w: {"set_id": w.intel_set}),
+    "intel:replace": Rule(post_only=True, kwargs=lambda w: {"set_id": w.intel_set}),
+    "api-intel-check": Rule(get=ADMIN_SIDE, api=True, kwargs=lambda w: {"detector_id": w.admin_detector},
+                            query="value=198.51.100.7"),
+    "api-intel-sets": Rule(get=ADMIN_SIDE, api=True,
+                           kwargs=lambda w: {"detector_id": w.admin_detector, "collection": "threat-intel-sets"}),
+    "api-intel-set": Rule(get=ADMIN_SIDE, api=True, kwargs=lambda w: {
+        "detector_id": w.admin_detector, "collection": "threat-intel-sets", "set_id": w.intel_set}),
     "gdapi:dispatch": Rule(skip="SigV4-signed GuardDuty protocol: tests/gdapi and test_gdapi_matrix"),
 }
 
@@ -181,6 +215,10 @@ def world(factory) -> World:
     factory.associate(admin_account, member_account)
     stranger_account = factory.account(aws_account_id="999999999999", name=f"Stranger {STRANGER_MARKER}",
                                        admin=users["stranger"])
+    from intel.models import IntelSet
+
+    IntelSet.objects.create(account=admin_account, region="us-east-1", kind=IntelSet.Kind.THREAT, slot=1,
+                            name=f"List {ADMIN_MARKER}", format=IntelSet.Format.TXT)
     return World(users, admin_account, member_account, stranger_account)
 
 
@@ -209,7 +247,7 @@ CASES = [(name, role) for name in URL_NAMES for role in ROLES
 @pytest.mark.parametrize(("name", "role"), CASES)
 def test_access(world, name, role):
     rule = ACCESS[name]
-    url = reverse(name, kwargs=rule.kwargs(world))
+    url = reverse(name, kwargs=rule.kwargs(world)) + (f"?{rule.query}" if rule.query else "")
     client = _client(world, role, rule.api)
     response = client.get(url)
     raw = b"".join(response.streaming_content) if response.streaming else response.content

@@ -34,6 +34,13 @@ def demo_password() -> str:
     return password
 
 
+def seed_findings(stdout) -> None:
+    """Demo findings produced by running demo logs through the real ingest pipeline."""
+    from ingest.demo import seed_demo_findings
+
+    seed_demo_findings(stdout)
+
+
 class Command(BaseCommand):
     help = "Seed a demo administrator account with two members, detectors and demo logins."
 
@@ -78,6 +85,7 @@ class Command(BaseCommand):
                 defaults={"email": email, "relationship_status": RelationshipStatus.ENABLED},
             )
 
+        seed_findings(self.stdout)
         self.stdout.write(self.style.SUCCESS("Demo organisation ready."))
         self.stdout.write(f"  administrator {admin_id} ({admin_name}) with members "
                           + ", ".join(a for a, *_ in MEMBER_ACCOUNTS))

@@ -1,0 +1,82 @@
+"""Outbound denial of service (Backdoor:EC2/DenialOfService.*): a flood of small packets from an
+instance to one remote host.
+
+Volume is packets within a sliding window per (instance, remote host, variant), kept in
+ctx.state. Floods are made of small packets; bulk transfers (backups, downloads, QUIC video) of
+large ones, so `max_mean_packet_bytes` separates them. Variants: DNS (UDP to 53), UdpOnTcpPorts (UDP
+to a port only TCP services use; 80/443 excluded because QUIC is UDP 443 and AWS's own tester
+floods UDP 80 to produce the plain Udp type), Udp, Tcp, and UnusualProtocol (anything but TCP/UDP).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import polars as pl
+
+from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
+from ingest.rules._cases import LOCAL, flow, flows
+from ingest.rules._net import FLOW_EVIDENCE, network_finding, oriented, window_fire
+
+PREFIX = "Backdoor:EC2/DenialOfService."
+TCP_ONLY_PORTS = [21, 22, 23, 25, 110, 143, 445, 1433, 3306, 3389, 5432, 6379, 8080]
+VICTIM = "198.51.100.200"
+
+
+def _flood(dport: int, *, proto: int = 17, packets: int = 60000, size: int = 60, n: int = 5) -> list[str]:
+    return [flow(LOCAL, VICTIM, 40000 + i, dport, t=i * 60, proto=proto, packets=packets, size=packets * size)
+            for i in range(n)]
+
+
+CASES = [
+    Case("UDP flood to a web port", flows(_flood(80)), expect=(PREFIX + "Udp",)),
+    Case("SYN flood", flows(_flood(443, proto=6)), expect=(PREFIX + "Tcp",)),
+    Case("DNS flood", flows(_flood(53)), expect=(PREFIX + "Dns",)),
+    Case("UDP to the MySQL port", flows(_flood(3306)), expect=(PREFIX + "UdpOnTcpPorts",)),
+    Case("IGMP flood", flows([f.replace(" 17 ", " 2 ") for f in _flood(0)]), expect=(PREFIX + "UnusualProtocol",)),
+    Case("a 20 GB backup upload: large packets", flows(_flood(443, proto=6, size=1400))),
+    Case("QUIC streaming: large UDP packets", flows(_flood(443, size=1200))),
+    Case("a busy but modest DNS client", flows(_flood(53, packets=2000))),
+]
+
+VARIANTS = ("Dns", "UdpOnTcpPorts", "Udp", "Tcp", "UnusualProtocol")
+
+
+@rule(source=FLOW, finding_types=tuple(PREFIX + v for v in VARIANTS), cases=CASES,
+      settings={"min_packets": Setting(200000, "outbound packets to one host within the window"),
+                "window_seconds": Setting(300, "sliding window"),
+                "max_mean_packet_bytes": Setting(400, "larger average packets are a transfer, not a flood")},
+      state="per (instance, remote host, variant): packets per minute of the last window")
+def denial_of_service(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
+    big = frame.filter((pl.col("packets") > 0)
+                       & (pl.col("bytes") <= pl.col("packets") * ctx.setting("max_mean_packet_bytes")))
+    # A flood needs volume: only (interface, destination) pairs with a tenth of the threshold in this object.
+    heavy = big.group_by("interface_id", "dstaddr").agg(pl.col("packets").sum().alias("_p")).filter(
+        pl.col("_p") >= ctx.setting("min_packets") // 10)
+    out = oriented(frame, ctx).join(heavy.select("interface_id", "dstaddr"), on=["interface_id", "dstaddr"],
+                                    nulls_equal=True).filter(
+        (pl.col("direction") == "OUTBOUND") & (pl.col("packets") > 0)
+        & (pl.col("bytes") <= pl.col("packets") * ctx.setting("max_mean_packet_bytes")))
+    if out.is_empty():
+        return
+    proto, port = pl.col("protocol"), pl.col("remote_port")
+    variant = (pl.when((proto == 17) & (port == 53)).then(pl.lit("Dns"))
+               .when((proto == 17) & port.is_in(TCP_ONLY_PORTS)).then(pl.lit("UdpOnTcpPorts"))
+               .when(proto == 17).then(pl.lit("Udp"))
+               .when(proto == 6).then(pl.lit("Tcp"))
+               .otherwise(pl.lit("UnusualProtocol")))
+    out = out.with_columns(variant.alias("variant")).with_columns(
+        pl.concat_str("variant", "resource_key", "remote", separator="|").alias("key"))
+    hits = window_fire(ctx, out.select("key", pl.col("start").alias("t"), "packets"), weight="packets",
+                       window=ctx.setting("window_seconds"), threshold=ctx.setting("min_packets"))
+    for group in group_rows(out.filter(pl.col("key").is_in(list(hits))), ["key"], time="start", evidence=FLOW_EVIDENCE):
+        latest, hit = group["_latest"], hits[group["key"]]
+        yield network_finding(
+            ctx, group, PREFIX + latest["variant"], dedup=f"{latest['resource_key']}|{latest['variant']}",
+            role="ACTOR", count=hit.count,
+            title=f"{latest['resource_key']} is behaving in a manner that may indicate it is being used to perform "
+                  f"a Denial of Service attack ({latest['variant']}).",
+            description=(f"{latest['resource_key']} sent {hit.peak:,} small packets to {latest['remote']} "
+                         f"(port {latest['remote_port']}) within {ctx.setting('window_seconds') // 60} minutes."),
+            info={"outPackets": hit.peak},
+        )

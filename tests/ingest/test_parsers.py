@@ -1,0 +1,106 @@
+"""Parsers: real public samples, streaming in bounded batches, malformed records, unreadable objects."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ingest import synthetic as syn
+from ingest.parsers import ParseStats, UnreadableObject
+from ingest.parsers.cloudtrail import iter_cloudtrail
+from ingest.parsers.dns import iter_dns
+from ingest.parsers.flow import iter_flow
+
+EXTERNAL = Path("/work/shared/data/external")
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def parse(fn, data: bytes, **kw):
+    stats = ParseStats()
+    frames = list(fn(io.BytesIO(data), stats, **kw))
+    return frames, stats
+
+
+@pytest.mark.parametrize("folder", ["invictus-ir-aws-dataset/CloudTrail", "stratus-red-team/docs/detonation-logs",
+                                    "otrf-security-datasets/aws"])
+def test_cloudtrail_public_samples_parse_completely(folder):
+    total = 0
+    for path in sorted((EXTERNAL / folder).glob("*.json")):
+        frames, stats = parse(iter_cloudtrail, path.read_bytes())
+        assert stats.malformed == 0, (path, stats.malformed_samples)
+        for frame in frames:
+            assert frame["event_time"].null_count() == 0 and frame["event_name"].null_count() == 0
+        total += stats.records
+    assert total > 100
+
+
+def test_cloudtrail_odd_ips_are_kept_as_strings():
+    path = next((EXTERNAL / "stratus-red-team/docs/detonation-logs").glob("*.json"))
+    frames, _ = parse(iter_cloudtrail, path.read_bytes())
+    assert frames[0]["source_ip"].dtype.is_(frames[0]["event_name"].dtype)
+
+
+def test_cloudtrail_large_object_streams_in_batches_with_same_result():
+    events = syn.benign_cloudtrail(n=3000, account="123456789012", region="us-east-1", start=T0)
+    body = gzip.compress(syn.cloudtrail_body(events))
+    whole, whole_stats = parse(iter_cloudtrail, body)
+    batches, stats = parse(iter_cloudtrail, body, batch_bytes=64 * 1024)
+    assert len(whole) == 1 and len(batches) > 10
+    assert stats.records == whole_stats.records == 3000
+    assert sum(f.height for f in batches) == 3000
+    assert stats.bytes_uncompressed == whole_stats.bytes_uncompressed == len(syn.cloudtrail_body(events))
+
+
+def test_cloudtrail_bad_record_is_counted_and_the_rest_kept():
+    events = syn.benign_cloudtrail(n=5, account="123456789012", region="us-east-1", start=T0)
+    events[2]["eventTime"] = {"not": "a string"}
+    frames, stats = parse(iter_cloudtrail, json.dumps({"Records": events}).encode())
+    assert stats.records == 4 and stats.malformed == 1 and stats.malformed_samples[0].startswith("{")
+
+
+@pytest.mark.parametrize("body", [b"\x1f\x8b\x08\x00garbage-after-the-magic", b"plain text, not JSON"])
+def test_unreadable_objects_raise_with_reason(body):
+    with pytest.raises(UnreadableObject) as info:
+        parse(iter_cloudtrail, body)
+    assert info.value.reason
+
+
+def test_flow_custom_format_and_malformed_rows():
+    text = ("version vpc-id instance-id interface-id srcaddr dstaddr srcport dstport protocol start end action "
+            "flow-direction\n"
+            "5 vpc-1 i-0abc eni-1 10.0.0.5 198.51.100.7 44321 443 6 1714564800 1714564860 ACCEPT egress\n"
+            "5 vpc-1 i-0abc eni-1 10.0.0.5 not-enough-fields\n")
+    frames, stats = parse(iter_flow, gzip.compress(text.encode()))
+    assert stats.records == 1 and stats.malformed == 1
+    row = frames[0].row(0, named=True)
+    assert (row["instance_id"], row["flow_direction"], row["dstport"]) == ("i-0abc", "egress", 443)
+    assert row["start_time"] == T0
+
+
+def test_flow_nodata_rows_are_not_malformed():
+    lines = [syn.FLOW_V2_HEADER, "2 123456789012 eni-1 - - - - - - - 1714564800 1714564860 - NODATA"]
+    frames, stats = parse(iter_flow, "\n".join(lines).encode())
+    assert stats.malformed == 0 and stats.records == 0
+
+
+def test_flow_unknown_header_is_unreadable():
+    with pytest.raises(UnreadableObject):
+        parse(iter_flow, b"timestamp,src,dst\n1,2,3\n")
+
+
+def test_dns_panther_style_and_malformed_lines():
+    good = syn.dns_query(t=T0, account="123456789012", region="us-east-1", name="WWW.Example.COM", instance="i-1",
+                         srcaddr="10.0.0.1")
+    panther = {"query_name": "dynamodb.us-west-2.amazonaws.com", "query_timestamp": "2022-06-25 00:27:53",
+               "answers": {"Rdata": "1.2.3.4"}, "srcids": {"instance": "i-0abc234"}, "srcaddr": "5.6.7.8"}
+    body = (json.dumps(good) + "\n{broken\n" + json.dumps(panther) + "\n" + json.dumps({"query_name": "x"}) + "\n")
+    frames, stats = parse(iter_dns, body.encode())
+    frame = frames[0]
+    assert stats.records == 2 and stats.malformed == 2
+    assert frame["query_name"].to_list() == ["www.example.com", "dynamodb.us-west-2.amazonaws.com"]
+    assert frame["query_time"].to_list()[1] == datetime(2022, 6, 25, 0, 27, 53, tzinfo=UTC)
