@@ -194,7 +194,7 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
     """Decode a whole envelope (or array); on a bad record, fall back to one record at a time."""
     try:
         return _decode_list(data) if bare else _decode_envelope(data).Records
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         pass
     try:
         raws = _decode_raw_list(data) if bare else _decode_raw_envelope(data).Records
@@ -208,7 +208,7 @@ def _decode_records(data: bytes, stats: ParseStats, *, bare: bool) -> list[Event
     for raw in raws:
         try:
             events.append(_decode_event(raw))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             stats.bad(bytes(raw))
     return events
 
@@ -230,7 +230,7 @@ def _decode_lines(data: bytes, stats: ParseStats) -> list[Event]:
             continue
         try:
             events.append(_decode_event(line))
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError):
             stats.bad(line)
     if not events and stats.malformed:
         raise UnreadableObject("not CloudTrail JSON: no line decodes as an event")

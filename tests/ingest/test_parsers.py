@@ -104,3 +104,14 @@ def test_dns_panther_style_and_malformed_lines():
     assert stats.records == 2 and stats.malformed == 2
     assert frame["query_name"].to_list() == ["www.example.com", "dynamodb.us-west-2.amazonaws.com"]
     assert frame["query_time"].to_list()[1] == datetime(2022, 6, 25, 0, 27, 53, tzinfo=UTC)
+
+
+def test_invalid_utf8_in_a_record_is_malformed_not_a_crash():
+    events = syn.benign_cloudtrail(n=3, account="123456789012", region="us-east-1", start=T0)
+    body = json.dumps({"Records": events}).encode().replace(b"aws-cli", b"aws-\x80cli", 1)
+    frames, stats = parse(iter_cloudtrail, body)
+    assert stats.records == 2 and stats.malformed == 1
+    lines = syn.dns_body([syn.dns_query(t=T0, account="123456789012", region="us-east-1", name=n, instance="i-1",
+                                        srcaddr="10.0.0.1") for n in ("a.example", "b.example")])
+    frames, stats = parse(iter_dns, lines.replace(b"a.example", b"a.\xffexample"))
+    assert stats.records == 1 and stats.malformed == 1
