@@ -71,6 +71,12 @@ def client_for(account: Account, service: str, region: str | None = None) -> Any
     return client
 
 
+def forget_session(account: Account) -> None:
+    """Drop an account's cached credentials (AWS said they expired or were revoked)."""
+    with _lock:
+        _cache.pop((account.role_arn, account.external_id), None)
+
+
 def clear_session_cache() -> None:
     with _lock:
         _cache.clear()

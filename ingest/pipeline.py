@@ -70,6 +70,12 @@ def sniff_kind(head: bytes) -> str | None:
     return None
 
 
+def scrub_nul(frame: pl.DataFrame) -> pl.DataFrame:
+    """PostgreSQL text and jsonb cannot hold NUL: one escaped \u0000 in a log field would fail the
+    whole object's transaction. Replace it (U+FFFD) in every text column before anything is stored."""
+    return frame.with_columns(pl.col(pl.String).str.replace_all("\x00", "\ufffd", literal=True))
+
+
 @dataclass
 class ObjectResult:
     kind: str
@@ -104,6 +110,7 @@ class Pipeline:
     def process(self, kind: str, stream: IO[bytes], *, aws_account_id: str, region: str) -> ObjectResult:
         result = ObjectResult(kind)
         for frame in PARSERS[kind](stream, result.stats):
+            frame = scrub_nul(frame)
             self.process_frame(kind, frame, result, aws_account_id=aws_account_id, region=region)
         self._meter_bytes(result, region)
         return result

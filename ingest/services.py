@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import IO, Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -44,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = getattr(settings, "VIGIL_INGEST_MAX_ATTEMPTS", 3)
 LIST_MAX_KEYS = getattr(settings, "VIGIL_INGEST_LIST_MAX_KEYS", 10000)
+
+
+EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "InvalidToken", "RequestExpired"}
 
 
 class RetryableObjectError(Exception):
@@ -339,6 +343,15 @@ def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
             return "done"
     except UnreadableObject as exc:
         return _object_attempt_failed(ledger, source, f"{key}: {exc.reason}")
+    except (BotoCoreError, ClientError) as exc:
+        # S3 unavailable, throttling, or the role's session no longer valid: the task retries with
+        # backoff; the source's status shows why its objects are waiting.
+        _source_error(source, f"reading s3://{bucket}/{key}: {exc}")
+        if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in EXPIRED_CODES:
+            from ingest.aws import forget_session
+
+            forget_session(account)  # assume the role afresh on the retry
+        raise
 
 
 def _source_progress(source: LogSource, *, key: str, result: ObjectResult) -> None:

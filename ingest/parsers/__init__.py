@@ -48,7 +48,8 @@ class ParseStats:
         self.malformed += count
         if len(self.malformed_samples) < MALFORMED_SAMPLES:
             text = sample.decode("utf-8", "replace") if isinstance(sample, bytes) else sample
-            self.malformed_samples.append(text[:SAMPLE_CHARS])
+            # Samples are stored (jsonb): no NUL, as in ingest.pipeline.scrub_nul.
+            self.malformed_samples.append(text[:SAMPLE_CHARS].replace("\x00", "\ufffd"))
 
 
 @contextmanager

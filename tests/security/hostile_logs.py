@@ -57,6 +57,10 @@ def _tor_event(i: int, s: str) -> dict:
     return event
 
 
+def stored_text(s: str) -> str:
+    return s.replace("\x00", "\ufffd")
+
+
 def _is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
@@ -73,10 +77,12 @@ def hostile_world(member) -> HostileWorld:
     world = HostileWorld(account, [LogSource.objects.create(detector=detector, kind=kind, bucket=BUCKET)
                                    for kind in ("cloudtrail", "dns")])
     distinct = list(dict.fromkeys(HOSTILE))
+    # What Vigil stores: NUL becomes U+FFFD (PostgreSQL text cannot hold it); everything else exact.
+    stored = [stored_text(s) for s in distinct]
     # Root usage: one finding per distinct API name; user agent, error and parameters carry the string too.
     root = [_root_event(i, s) for i, s in enumerate(distinct)]
     tor = [_tor_event(i, s) for i, s in enumerate(distinct)]
-    world.root_apis, world.tor_users = distinct, distinct
+    world.root_apis, world.tor_users = stored, stored
     for n, suffix in enumerate(HOSTILE_KEY_SUFFIXES):
         key = syn.cloudtrail_key(AWS_ID, REGION, T0 + timedelta(minutes=n), f"{n}{suffix}")
         part = slice(n * len(root) // len(HOSTILE_KEY_SUFFIXES), (n + 1) * len(root) // len(HOSTILE_KEY_SUFFIXES))
@@ -102,7 +108,7 @@ def hostile_world(member) -> HostileWorld:
         name = s + C2_SUFFIX
         queries.append(syn.dns_query(t=T0 + timedelta(seconds=i), account=AWS_ID, region=REGION, name=name,
                                      instance="i-0aaa1111bbbb2222c", srcaddr="10.0.1.7"))
-    world.domains = list(dict.fromkeys(q["query_name"].lower().removesuffix(".") for q in queries))
+    world.domains = list(dict.fromkeys(stored_text(q["query_name"].lower().removesuffix(".")) for q in queries))
     key = syn.dns_key(AWS_ID, "vpc-0a1b2c3d4e5f60718", T0, "<svg onload=window.__pwned=1>")
     member.put(BUCKET, key, syn.dns_body(queries))
     world.keys.append(key)
