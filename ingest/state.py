@@ -7,8 +7,19 @@ retried object sees is the state before its first attempt.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import Any
+
+MAX_KEY_CHARS = 256  # RuleState.key
+
+
+def db_key(key: str) -> str:
+    """Rule keys are built from log fields (user names, ARNs) an attacker can make any length: a
+    longer key is stored by its digest, so one such event cannot fail its object's transaction."""
+    if len(key) <= MAX_KEY_CHARS:
+        return key
+    return "sha256:" + hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class MemoryStateStore:
@@ -37,9 +48,11 @@ class DatabaseStateStore(MemoryStateStore):
 
         wanted = [k for k in keys if (rule, k) not in self.loaded]
         if wanted:
-            rows = RuleState.objects.filter(account_id=self.account_id, region=self.region, rule=rule, key__in=wanted)
+            by_db_key = {db_key(k): k for k in wanted}
+            rows = RuleState.objects.filter(account_id=self.account_id, region=self.region, rule=rule,
+                                            key__in=list(by_db_key))
             for key, value in rows.values_list("key", "value"):
-                self.values[(rule, key)] = value
+                self.values[(rule, by_db_key[key])] = value
             self.loaded.update((rule, k) for k in wanted)
         return super().get(rule, keys)
 
@@ -50,7 +63,8 @@ class DatabaseStateStore(MemoryStateStore):
     def flush(self) -> None:
         from ingest.models import RuleState
 
-        rows = [RuleState(account_id=self.account_id, region=self.region, rule=rule, key=key, value=self.values[(rule, key)])
+        rows = [RuleState(account_id=self.account_id, region=self.region, rule=rule, key=db_key(key),
+                          value=self.values[(rule, key)])
                 for rule, key in sorted(self.dirty)]
         RuleState.objects.bulk_create(rows, update_conflicts=True, unique_fields=["account", "region", "rule", "key"],
                                       update_fields=["value", "updated_at"])

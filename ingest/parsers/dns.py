@@ -40,6 +40,7 @@ class Query(msgspec.Struct):
     answers: msgspec.Raw = msgspec.Raw(b"null")
 
 
+MAX_NAME_CHARS = 256  # 255 octets, plus the root dot the resolver writes
 _decode_lines = msgspec.json.Decoder(Query).decode_lines
 _decode_one = msgspec.json.Decoder(Query).decode
 _NULL = msgspec.Raw(b"null")
@@ -62,7 +63,10 @@ def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_B
                 queries = _decode_lines(batch)
             except (msgspec.DecodeError, UnicodeDecodeError):
                 queries = _one_by_one(batch, stats)
-            queries = [q for q in queries if (q.query_name and q.query_timestamp) or stats.bad(msgspec.json.encode(q))]
+            # A DNS name is at most 255 octets (RFC 1035); a longer one is forged, and would make
+            # per-character rules (DGA, exfiltration) blow up quadratically.
+            queries = [q for q in queries if (q.query_name and q.query_timestamp and len(q.query_name) <= MAX_NAME_CHARS)
+                       or stats.bad(msgspec.json.encode(q))]
             stats.records += len(queries)
             if queries:
                 yield _frame(queries)

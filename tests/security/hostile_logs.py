@@ -34,6 +34,7 @@ class HostileWorld:
     tor_users: list[str] = field(default_factory=list)
     domains: list[str] = field(default_factory=list)
     malformed_expected: int = 0
+    dns_malformed_expected: int = 0
     keys: list[str] = field(default_factory=list)
 
     @property
@@ -108,7 +109,10 @@ def hostile_world(member) -> HostileWorld:
         name = s + C2_SUFFIX
         queries.append(syn.dns_query(t=T0 + timedelta(seconds=i), account=AWS_ID, region=REGION, name=name,
                                      instance="i-0aaa1111bbbb2222c", srcaddr="10.0.1.7"))
-    world.domains = list(dict.fromkeys(stored_text(q["query_name"].lower().removesuffix(".")) for q in queries))
+    # Names longer than DNS allows (255 octets) are forged: malformed records, not findings.
+    world.domains = list(dict.fromkeys(stored_text(q["query_name"].lower().removesuffix(".")) for q in queries
+                                       if len(q["query_name"]) <= 256))
+    world.dns_malformed_expected = sum(1 for q in queries if len(q["query_name"]) > 256)
     key = syn.dns_key(AWS_ID, "vpc-0a1b2c3d4e5f60718", T0, "<svg onload=window.__pwned=1>")
     member.put(BUCKET, key, syn.dns_body(queries))
     world.keys.append(key)

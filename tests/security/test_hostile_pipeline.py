@@ -52,6 +52,8 @@ def _stored_exactly(world) -> None:
     trail = LogSource.objects.get(detector__account=world.account, kind="cloudtrail")
     assert trail.objects_failed == 0 and trail.malformed_records == world.malformed_expected
     assert len(trail.malformed_samples) >= 1
+    dns = LogSource.objects.get(detector__account=world.account, kind="dns")
+    assert dns.objects_failed == 0 and dns.malformed_records == world.dns_malformed_expected == 2
 
     root = {f.service["action"]["awsApiCallAction"]["api"]: f for f in Finding.objects.filter(type=ROOT_TYPE)}
     for s in world.root_apis:
