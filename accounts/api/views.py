@@ -12,16 +12,11 @@ from rest_framework.views import APIView
 
 from accounts import access, selectors, services
 from accounts.api import serializers as s
+from console.api import validated
 
 
 def _unprocessed_response(unprocessed: list[services.Unprocessed]) -> Response:
     return Response({"unprocessed_accounts": [{"account_id": u.account_id, "result": u.result} for u in unprocessed]})
-
-
-def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 class AccountListApi(APIView):
@@ -31,7 +26,7 @@ class AccountListApi(APIView):
 
     @extend_schema(request=s.AccountInput, responses={201: s.AccountOutput})
     def post(self, request: Request) -> Response:
-        account = services.account_create(actor=request.user, **_validated(s.AccountInput, request.data))
+        account = services.account_create(actor=request.user, **validated(s.AccountInput, request.data))
         return Response(s.AccountOutput(account).data, status=status.HTTP_201_CREATED)
 
 
@@ -52,7 +47,7 @@ class MemberListApi(APIView):
     @extend_schema(request=s.MembersCreateInput, responses=s.UnprocessedOutput(many=True))
     def post(self, request: Request, aws_account_id: str) -> Response:
         account = access.access_account_by_aws_id(request.user, aws_account_id)
-        data = _validated(s.MembersCreateInput, request.data)
+        data = validated(s.MembersCreateInput, request.data)
         return _unprocessed_response(
             services.member_create(actor=request.user, administrator=account, account_details=data["account_details"])
         )
@@ -75,7 +70,7 @@ class MemberOperationApi(APIView):
         service = MEMBER_OPERATIONS.get(operation)
         if service is None:
             return Response({"detail": f"Unknown operation {operation!r}."}, status=status.HTTP_404_NOT_FOUND)
-        data = _validated(s.AccountIdsInput, request.data)
+        data = validated(s.AccountIdsInput, request.data)
         kwargs: dict[str, Any] = {"actor": request.user, "administrator": account, "account_ids": data["account_ids"]}
         if operation == "invite":
             kwargs["message"] = data["message"]
@@ -93,7 +88,7 @@ class InvitationAcceptApi(APIView):
     @extend_schema(request=s.InvitationAcceptInput, responses=s.MemberOutput)
     def post(self, request: Request, aws_account_id: str) -> Response:
         account = access.access_account_by_aws_id(request.user, aws_account_id)
-        data = _validated(s.InvitationAcceptInput, request.data)
+        data = validated(s.InvitationAcceptInput, request.data)
         record = services.invitation_accept(actor=request.user, member_account=account,
                                             administrator_aws_id=data["administrator_id"], invitation_id=data["invitation_id"])
         return Response(s.MemberOutput(record).data)
@@ -105,7 +100,7 @@ class InvitationDeclineApi(APIView):
     @extend_schema(request=s.AccountIdsInput, responses=s.UnprocessedOutput(many=True))
     def post(self, request: Request, aws_account_id: str) -> Response:
         account = access.access_account_by_aws_id(request.user, aws_account_id)
-        data = _validated(s.AccountIdsInput, request.data)
+        data = validated(s.AccountIdsInput, request.data)
         service = services.invitation_decline if self.decline else services.invitation_delete
         return _unprocessed_response(service(actor=request.user, member_account=account,
                                              administrator_aws_ids=data["account_ids"]))
@@ -145,7 +140,7 @@ class DetectorListApi(APIView):
 
     @extend_schema(request=s.DetectorCreateInput, responses={201: s.DetectorOutput})
     def post(self, request: Request) -> Response:
-        data = _validated(s.DetectorCreateInput, request.data)
+        data = validated(s.DetectorCreateInput, request.data)
         account = access.access_account_by_aws_id(request.user, data.pop("account_id"))
         detector = services.detector_create(actor=request.user, account=account, **data)
         return Response(s.DetectorOutput(detector).data, status=status.HTTP_201_CREATED)
@@ -160,13 +155,13 @@ class DetectorDetailApi(APIView):
     def patch(self, request: Request, detector_id: str) -> Response:
         detector = selectors.detector_get(actor=request.user, detector_id=detector_id)
         detector = services.detector_update(actor=request.user, detector=detector,
-                                            **_validated(s.DetectorUpdateInput, request.data))
+                                            **validated(s.DetectorUpdateInput, request.data))
         return Response(s.DetectorOutput(detector).data)
 
     @extend_schema(request=s.DetectorDeleteInput, responses={204: None})
     def delete(self, request: Request, detector_id: str) -> Response:
         detector = selectors.detector_get(actor=request.user, detector_id=detector_id)
-        data = _validated(s.DetectorDeleteInput, request.data)
+        data = validated(s.DetectorDeleteInput, request.data)
         services.detector_delete(actor=request.user, detector=detector, confirm=data["confirm"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import access
+from console.api import validated
 from console.errors import NotFoundError
 from findings import notifications, rules, search, triage
 from findings.api import serializers as s
@@ -32,12 +33,6 @@ LIST_PARAMETERS = [
     OpenApiParameter("limit", int, description="1-200, default 50."),
     *[OpenApiParameter(p, str) for p in search.FILTER_PARAMS],
 ]
-
-
-def _validated(serializer_class: type, data: Any, **kwargs: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data, **kwargs)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _criteria(request: Request) -> dict[str, Any]:
@@ -101,7 +96,7 @@ class FindingArchiveApi(APIView):
 
     @extend_schema(request=s.FindingIdsInput, responses=s.CountOutput, operation_id="findings_archive")
     def post(self, request: Request) -> Response:
-        data = _validated(s.FindingIdsInput, request.data)
+        data = validated(s.FindingIdsInput, request.data)
         findings = search.findings_by_ids(actor=request.user, finding_ids=data["finding_ids"])
         n = triage.findings_set_archived(actor=request.user, findings=findings, archived=self.archived)
         return Response({"count": n})
@@ -118,7 +113,7 @@ class FindingUnarchiveApi(FindingArchiveApi):
 class FindingFeedbackApi(APIView):
     @extend_schema(request=s.FeedbackInput, responses=s.CountOutput)
     def post(self, request: Request) -> Response:
-        data = _validated(s.FeedbackInput, request.data)
+        data = validated(s.FeedbackInput, request.data)
         findings = search.findings_by_ids(actor=request.user, finding_ids=data["finding_ids"])
         n = triage.findings_set_feedback(actor=request.user, findings=findings, feedback=data["feedback"],
                                          comments=data["comments"])
@@ -207,7 +202,7 @@ class FilterListApi(APIView):
 
     @extend_schema(request=s.FilterInput, responses={201: s.FilterOutput})
     def post(self, request: Request) -> Response:
-        data = dict(_validated(s.FilterInput, request.data))
+        data = dict(validated(s.FilterInput, request.data))
         account = _account(request, data.pop("account_id", None))
         saved = rules.filter_create(actor=request.user, account=account, **data)
         return Response(s.FilterOutput(saved).data, status=status.HTTP_201_CREATED)
@@ -221,7 +216,7 @@ class FilterDetailApi(APIView):
     @extend_schema(request=s.FilterInput, responses=s.FilterOutput)
     def patch(self, request: Request, pk: int) -> Response:
         saved = rules.filter_get(actor=request.user, pk=pk)
-        data = dict(_validated(s.FilterInput, request.data, partial=True))
+        data = dict(validated(s.FilterInput, request.data, partial=True))
         data.pop("account_id", None)
         return Response(s.FilterOutput(rules.filter_update(actor=request.user, saved_filter=saved, **data)).data)
 
@@ -234,7 +229,7 @@ class FilterDetailApi(APIView):
 class FilterPreviewApi(APIView):
     @extend_schema(request=s.FilterPreviewInput, responses=s.CountOutput)
     def post(self, request: Request) -> Response:
-        data = _validated(s.FilterPreviewInput, request.data)
+        data = validated(s.FilterPreviewInput, request.data)
         account = access.access_account_by_aws_id(request.user, data["account_id"])
         return Response({"count": rules.filter_preview(actor=request.user, account=account, criteria=data["criteria"])})
 
@@ -246,7 +241,7 @@ class DestinationListApi(APIView):
 
     @extend_schema(request=s.DestinationInput, responses={201: s.DestinationOutput})
     def post(self, request: Request) -> Response:
-        data = dict(_validated(s.DestinationInput, request.data))
+        data = dict(validated(s.DestinationInput, request.data))
         account = _account(request, data.pop("account_id", None))
         destination = notifications.destination_create(actor=request.user, account=account, **data)
         return Response(s.DestinationOutput(destination).data, status=status.HTTP_201_CREATED)
@@ -260,7 +255,7 @@ class DestinationDetailApi(APIView):
     @extend_schema(request=s.DestinationInput, responses=s.DestinationOutput)
     def patch(self, request: Request, pk: int) -> Response:
         destination = notifications.destination_get(actor=request.user, pk=pk)
-        data = dict(_validated(s.DestinationInput, request.data, partial=True))
+        data = dict(validated(s.DestinationInput, request.data, partial=True))
         data.pop("account_id", None)
         data.pop("kind", None)
         destination = notifications.destination_update(actor=request.user, destination=destination, **data)

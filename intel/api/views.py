@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from accounts import access
 from accounts.models import Detector
+from console.api import validated
 from console.errors import NotFoundError, ServiceError
 from intel import selectors, services
 from intel.api import serializers as s
@@ -37,12 +38,6 @@ def _kind(collection: str) -> tuple[str, str, str]:
     if collection not in KINDS:
         raise NotFoundError("No such collection.")
     return KINDS[collection]
-
-
-def _validated(serializer_class: type, data: Any) -> dict[str, Any]:
-    serializer = serializer_class(data=data)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def _content(request: Request, data: dict[str, Any]) -> tuple[bytes | None, str]:
@@ -88,7 +83,7 @@ class IntelSetListApi(APIView):
     def post(self, request: Request, detector_id: str, collection: str) -> Response:
         kind, id_key, _ = _kind(collection)
         detector = _detector(request, detector_id)
-        data = _validated(s.IntelSetCreateInput, request.data)
+        data = validated(s.IntelSetCreateInput, request.data)
         content, upload_name = _content(request, data)
         intel_set = services.intel_set_create(
             actor=request.user, account=detector.account, region=detector.region, kind=kind, name=data["name"],
@@ -111,7 +106,7 @@ class IntelSetDetailApi(APIView):
     def post(self, request: Request, detector_id: str, collection: str, set_id: str) -> Response:
         kind, _, _ = _kind(collection)
         _set_in(_detector(request, detector_id), request, set_id, kind)
-        data = _validated(s.IntelSetUpdateInput, request.data)
+        data = validated(s.IntelSetUpdateInput, request.data)
         content, upload_name = _content(request, data)
         intel_set = services.intel_set_update(
             actor=request.user, set_id=set_id, name=data.get("name"), location=data.get("location"),
