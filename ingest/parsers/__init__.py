@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import zlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
@@ -141,18 +141,41 @@ class _Prefixed:
         return True
 
 
+def cut_at_last(chunks: Iterable[bytes], sep: bytes, what: str, *, keep: int,
+                drop: int) -> Generator[bytes, None, bytes]:
+    """Yields pieces of the concatenated chunks, each ending at the last `sep` seen so far; returns
+    what follows the last separator.
+
+    A cut at offset i yields buffer[:i + keep] and holds buffer[i + drop:]. What is held between
+    separators grows in place (a bytearray, searched only where new bytes arrived), so an endless
+    record costs the buffer limit once, not a copy per chunk."""
+    pending = bytearray()
+    for chunk in chunks:
+        if not pending:  # the usual case, a separator in every chunk: no copy into the buffer
+            cut = chunk.rfind(sep)
+            if cut >= 0:
+                yield chunk[:cut + keep]
+                pending += memoryview(chunk)[cut + drop:]
+                continue
+        search_from = max(len(pending) - len(sep) + 1, 0)
+        pending += chunk
+        cut = pending.rfind(sep, search_from)
+        if cut < 0:
+            check_buffer(len(pending), what)
+            continue
+        yield bytes(memoryview(pending)[:cut + keep])
+        del pending[:cut + drop]
+    return bytes(pending)
+
+
+def counted(chunks: Iterable[bytes], stats: ParseStats) -> Iterator[bytes]:
+    for chunk in chunks:
+        stats.bytes_uncompressed += len(chunk)
+        yield chunk
+
+
 def line_batches(stream: IO[bytes], stats: ParseStats, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
     """Uncompressed text cut at line ends, about `chunk_bytes` at a time."""
-    rest = b""
-    for chunk in read_chunks(stream, chunk_bytes):
-        stats.bytes_uncompressed += len(chunk)
-        data = rest + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            check_buffer(len(data), "a line")
-            rest = data
-            continue
-        rest = data[cut + 1:]
-        yield data[:cut + 1]
+    rest = yield from cut_at_last(counted(read_chunks(stream, chunk_bytes), stats), b"\n", "a line", keep=1, drop=1)
     if rest.strip():
         yield rest

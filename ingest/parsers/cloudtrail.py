@@ -8,6 +8,7 @@ batches, so a large object streams.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from operator import attrgetter
 from typing import IO, Any
@@ -15,7 +16,7 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import ParseStats, UnreadableObject, check_buffer, gc_paused, read_chunks
+from ingest.parsers import ParseStats, UnreadableObject, check_buffer, counted, cut_at_last, gc_paused, read_chunks
 
 # 8 MB of JSON (~7k events) per batch: big enough for vectorised rules, small enough that decoded
 # structs, the frame and the text stay well under 200 MB for any object size.
@@ -251,7 +252,7 @@ def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = 
         # inside a JSON string (its quotes would be escaped).
         yield from _stream_records(first, chunks, stats)
         return
-    data = first + b"".join(_counted(chunks, stats))
+    data = b"".join(itertools.chain([first], _counted_whole(chunks, stats)))
     with gc_paused():
         if compact.startswith(b"{"):
             if compact.startswith(b'{"Records"'):
@@ -267,29 +268,27 @@ def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = 
             yield events_to_frame(events)
 
 
-def _counted(chunks: Iterator[bytes], stats: ParseStats, *, whole: bool = True) -> Iterator[bytes]:
+def _counted_whole(chunks: Iterator[bytes], stats: ParseStats) -> Iterator[bytes]:
     held = 0
-    for chunk in chunks:
-        stats.bytes_uncompressed += len(chunk)
+    for chunk in counted(chunks, stats):
         held += len(chunk)
-        if whole:  # the object is read whole: bound it
-            check_buffer(held, "a CloudTrail object outside AWS's delivery layout")
+        check_buffer(held, "a CloudTrail object outside AWS's delivery layout")  # read whole: bound it
         yield chunk
 
 
 def _stream_records(first: bytes, chunks: Iterator[bytes], stats: ParseStats) -> Iterator[pl.DataFrame]:
     start = first.index(b"[") + 1
-    buffer = first[start:]
-    sep = b"," + _RECORD_START
-    for chunk in _counted(chunks, stats, whole=False):
-        buffer += chunk
-        cut = buffer.rfind(sep)
-        if cut <= 0:
-            check_buffer(len(buffer), "a CloudTrail record")
-            continue
-        body, buffer = buffer[:cut], buffer[cut + 1:]
+    body_chunks = itertools.chain([first[start:]], counted(chunks, stats))
+    # Cut before `,{"eventVersion":` and drop the comma: each piece is whole records.
+    pieces = cut_at_last(body_chunks, b"," + _RECORD_START, "a CloudTrail record", keep=0, drop=1)
+    while True:
+        try:
+            body = next(pieces)
+        except StopIteration as end:
+            tail = end.value
+            break
         yield from _batch(body, stats)
-    tail = buffer.rstrip()
+    tail = tail.rstrip()
     if tail.endswith(b"}"):
         tail = tail[:-1].rstrip()  # the envelope's closing brace
     if tail.endswith(b"]"):

@@ -69,8 +69,9 @@ def test_ten_gib_bombs_refused_in_bounded_memory():
         assert outcome["refused"], name
         assert outcome["compressed"] < 12 * 1024**2, name
         assert "VIGIL_INGEST_MAX_" in outcome["reason"], (name, outcome["reason"])
-    # 10 GiB each, never held: the peak is the buffer limit (256 MiB) plus copies, not the payload.
-    assert peak < 1 * GiB, f"peak RSS {peak:,} bytes"
+    # 10 GiB each, never held: the peak is the buffer limit (256 MiB) held once plus one copy of
+    # the compressed bomb and the interpreter (about 400 MiB measured), not the payload.
+    assert peak < 640 * 1024**2, f"peak RSS {peak:,} bytes"
 
 
 @pytest.fixture
