@@ -20,6 +20,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, addr: str, concurrency: int, **options) -> None:
         python = sys.executable
+        # `kill` (SIGTERM) as well as Ctrl-C stops both children: SystemExit runs the `finally` below.
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
         worker = subprocess.Popen(
             [python, "-m", "celery", "-A", "console", "worker", "-B", "--loglevel=INFO",
              f"--concurrency={concurrency}", "--schedule", settings.CELERY_BEAT_SCHEDULE_FILENAME],
