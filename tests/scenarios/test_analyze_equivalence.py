@@ -24,6 +24,7 @@ def _key(f: dict) -> tuple:
             service["Action"]["ActionType"], service.get("ResourceRole"))
 
 
+@pytest.mark.slow  # 85 s: the whole small scenario through both paths; run by .ci/run
 @pytest.mark.django_db(transaction=False)
 def test_analyze_and_workers_agree(tmp_path: Path, member_factory, factory, django_capture_on_commit_callbacks) -> None:
     scenario = build(accounts=1, days=2, scale=0.2, seed=5, object_minutes=60)
