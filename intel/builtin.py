@@ -41,7 +41,9 @@ FEEDS: tuple[BuiltinFeed, ...] = (
     BuiltinFeed("SliverC2", "c2", "sliver_c2.txt", ("Sliver",), _MALTRAIL),
     BuiltinFeed("ElfCoinMiner", "crypto_mining", "elf_coinminer.txt", ("ELF.CoinMiner",), _MALTRAIL),
     BuiltinFeed("TeamTNT", "malware", "elf_teamtnt.txt", ("TeamTNT",), _MALTRAIL),
-    BuiltinFeed("Androxgh0st", "malware", "androxgh0st.txt", ("Androxgh0st",), _MALTRAIL),
+    # Androxgh0st harvests cloud credentials (.env files, AWS keys) and posts them to these hosts:
+    # GuardDuty's "drop point", an address holding data stolen by malware.
+    BuiltinFeed("Androxgh0st", "drop_point", "androxgh0st.txt", ("Androxgh0st",), _MALTRAIL),
     BuiltinFeed("DGA.Necurs", "dga", "dga_necurs.txt", ("Necurs",), _MALTRAIL),
     BuiltinFeed("DGA.Simda", "dga", "dga_simda.txt", ("Simda",), _MALTRAIL),
     BuiltinFeed("DGA.Ramnit", "dga", "dga_ramnit.txt", ("Ramnit",), _MALTRAIL),
@@ -51,10 +53,15 @@ FEEDS: tuple[BuiltinFeed, ...] = (
     BuiltinFeed("DGA.Conficker", "dga", "dga_conficker.txt", ("Conficker",), _MALTRAIL),
     BuiltinFeed("DGA.Locky", "dga", "dga_locky.txt", ("Locky",), _MALTRAIL),
     BuiltinFeed("IPsumLevel3", "malicious", "ipsum_level3.txt", (), "stamparm/ipsum levels/3.txt (Unlicense)"),
+    # Never-routed destinations (bogons no VPC uses, RFC 6666 discard prefix): traffic to them is
+    # silently discarded, GuardDuty's "black hole".
+    BuiltinFeed("Bogons", "blackhole", "blackhole_bogons.txt", ("Blackhole",), "IANA special-purpose registries (facts)"),
     BuiltinFeed("KnownScanners", "scanner", "mass_scanners.txt", ("Scanner",), _MALTRAIL),
     # AWS's own test domains: GuardDuty reports them so that its tester can prove each finding type.
     BuiltinFeed("GuardDutyTester.C2", "c2", "gd_tester_c2.txt", ("GuardDutyTester",), _TESTER),
     BuiltinFeed("GuardDutyTester.Crypto", "crypto_mining", "gd_tester_crypto.txt", ("GuardDutyTester",), _TESTER),
+    BuiltinFeed("GuardDutyTester.CryptoReputation", "crypto_reputation", "gd_tester_crypto_rep.txt", ("GuardDutyTester",),
+                _TESTER),
     BuiltinFeed("GuardDutyTester.DGA", "dga", "gd_tester_dga.txt", ("GuardDutyTester",), _TESTER),
     BuiltinFeed("GuardDutyTester.Blackhole", "blackhole", "gd_tester_blackhole.txt", ("GuardDutyTester",), _TESTER),
     BuiltinFeed("GuardDutyTester.DriveBy", "drive_by", "gd_tester_driveby.txt", ("GuardDutyTester",), _TESTER),
@@ -62,6 +69,7 @@ FEEDS: tuple[BuiltinFeed, ...] = (
     BuiltinFeed("GuardDutyTester.Phishing", "phishing", "gd_tester_phishing.txt", ("GuardDutyTester",), _TESTER),
     BuiltinFeed("GuardDutyTester.Abused", "abused", "gd_tester_abused.txt", ("GuardDutyTester",), _TESTER),
     BuiltinFeed("GuardDutyTester.Malicious", "malicious", "gd_tester_malicious.txt", ("GuardDutyTester",), _TESTER),
+    BuiltinFeed("GuardDutyTester.Suspicious", "suspicious", "gd_tester_suspicious.txt", ("GuardDutyTester",), _TESTER),
 )
 
 FEEDS_BY_NAME = {f.name: f for f in FEEDS}

@@ -27,6 +27,10 @@ BY_CATEGORY = {
     "malicious": ("Impact:EC2/MaliciousDomainRequest.Reputation",
                   "is querying a low-reputation domain associated with malicious activity"),
     "custom": ("Impact:EC2/MaliciousDomainRequest.Custom", "is querying a domain on your threat list"),
+    "crypto_reputation": ("Impact:EC2/BitcoinDomainRequest.Reputation",
+                          "is querying a low-reputation domain associated with cryptocurrency"),
+    "suspicious": ("Impact:EC2/SuspiciousDomainRequest.Reputation",
+                   "is querying a suspicious domain with a low reputation score"),
 }
 PER_INSTANCE = {"dga"}
 
@@ -42,6 +46,9 @@ CASES = [
     Case("AWS tester: abused and malicious reputations", [dns("abused-rep.guarddutyc2activityb.com"),
                                                           dns("malicious-rep.guarddutyc2activityb.com")],
          expect=("Impact:EC2/AbusedDomainRequest.Reputation", "Impact:EC2/MaliciousDomainRequest.Reputation")),
+    Case("AWS tester: crypto and suspicious reputations, only their own types",
+         [dns("crypto-rep.guarddutyc2activityb.com"), dns("suspicious-rep.guarddutyc2activityb.com")],
+         expect=("Impact:EC2/BitcoinDomainRequest.Reputation", "Impact:EC2/SuspiciousDomainRequest.Reputation")),
     Case("a name on the customer's entity list", [dns("cdn.evil-updates.example")], threat_list=("evil-updates.example",),
          threat_list_name="PartnerFeed", expect=("Impact:EC2/MaliciousDomainRequest.Custom",)),
     Case("ordinary names", [dns("www.amazon.com"), dns("d1a2b3c4.cloudfront.net"), dns("github.com")]),

@@ -29,6 +29,7 @@ TOR_CLIENT, TOR_RELAY = "UnauthorizedAccess:EC2/TorClient", "UnauthorizedAccess:
 TOR_AUTHORITIES = ("128.31.0.39", "217.196.147.77", "45.66.33.45", "66.111.2.131", "131.188.40.189",
                    "193.23.244.244", "171.25.193.9", "199.58.81.140", "204.13.164.118")
 C2_IP, POOL_IP, TOR_IP = "101.35.159.51", "176.31.105.53", "185.220.101.1"
+BLACKHOLE_IP, DROP_IP = "240.0.13.7", "109.237.97.180"   # Bogons feed; Androxgh0st's credential collector
 TOR_PEERS = ("185.220.101.1", "185.220.101.2", "185.220.101.3", "185.220.101.4")
 
 
@@ -45,6 +46,10 @@ CASES = [
     Case("a relay accepts circuits from Tor nodes", flows(
         [flow(ip, LOCAL, 50000 + i, 9001, t=i) for i, ip in enumerate(TOR_PEERS)] + _client("203.0.113.8", 443)),
          expect=(TOR_RELAY,)),
+    Case("malware keeps calling its null-routed C2 address", flows(_client(BLACKHOLE_IP, 8080, n=4)),
+         expect=("Trojan:EC2/BlackholeTraffic",), expect_count={"Trojan:EC2/BlackholeTraffic": 4}),
+    Case("stolen keys posted to a drop point", flows(_client(DROP_IP, 80)), expect=("Trojan:EC2/DropPoint",)),
+    Case("just outside the reserved range", flows(_client("223.255.255.254", 443))),
     Case("a C2 address that knocks on the instance is not the instance's doing", flows(
         [flow(C2_IP, LOCAL, 50000, 22, packets=1, size=44, action="REJECT")])),
     Case("a mining pool address on the trusted list", flows(_client(POOL_IP, 3333)), trusted_list=(POOL_IP,)),

@@ -277,10 +277,12 @@ def dns_detections(frame: pl.DataFrame, ctx: RuleContext, category: str, finding
 DNS_C2_CASES = [
     Case("the GuardDuty tester's C2 domain", [_dns("c2.guarddutyc2activityb.com")],
          expect=("Backdoor:EC2/C&CActivity.B!DNS",)),
-    Case("a subdomain, twice", [_dns("x.guarddutyc2activityb.com"), _dns("x.guarddutyc2activityb.com")],
+    Case("a subdomain, twice", [_dns("x.c2.guarddutyc2activityb.com"), _dns("x.c2.guarddutyc2activityb.com")],
          expect=("Backdoor:EC2/C&CActivity.B!DNS",), expect_count={"Backdoor:EC2/C&CActivity.B!DNS": 2}),
     Case("an ordinary domain", [_dns("www.example.com")]),
     Case("a look-alike suffix", [_dns("guarddutyc2activityb.com.example.org")]),
+    Case("the tester's other names under its C2 domain are not C2", [_dns("abused-rep.guarddutyc2activityb.com"),
+                                                                     _dns("e1f2a3.guarddutyc2activityb.com")]),
 ]
 
 

@@ -34,6 +34,7 @@ CUSTOM_HEADER = ("version account-id interface-id srcaddr dstaddr srcport dstpor
 
 SCANNERS = ["129.82.138.12", "129.82.138.31", "129.82.138.32", "129.82.138.33"]   # KnownScanners feed
 C2_IP, POOL_IP = "101.35.159.51", "176.31.105.53"
+BLACKHOLE_IP, DROP_IP = "240.0.13.7", "185.83.146.154"   # Bogons (reserved 240/4); Androxgh0st collector
 CUSTOM_IP, TRUSTED_LISTED = "198.51.100.7", "198.51.100.77"
 TRUSTED_C2 = "107.191.47.239"  # a listed mining-pool address the customer trusts
 PUBLIC_RESOLVER = "8.8.8.8"
@@ -329,6 +330,8 @@ def _attacks(acct: AccountTraffic, days: int, scenario: Scenario, exfil_names: l
     # Feeds and lists.
     for role, remote, port, finding in (("c2", C2_IP, 443, "Backdoor:EC2/C&CActivity.B"),
                                         ("miner", POOL_IP, 3333, "CryptoCurrency:EC2/BitcoinTool.B"),
+                                        ("blackholed", BLACKHOLE_IP, 8080, "Trojan:EC2/BlackholeTraffic"),
+                                        ("droppoint", DROP_IP, 80, "Trojan:EC2/DropPoint"),
                                         ("torclient", tor[0], 9001, "UnauthorizedAccess:EC2/TorClient"),
                                         ("custom", CUSTOM_IP, 8009, "UnauthorizedAccess:EC2/MaliciousIPCaller.Custom")):
         host = acct.host(role)
@@ -359,14 +362,14 @@ def _attacks(acct: AccountTraffic, days: int, scenario: Scenario, exfil_names: l
             ("dns-driveby", "guarddutydrivebyactivity.com", "Trojan:EC2/DriveBySourceTraffic!DNS"),
             ("dns-abused", "abused-rep.guarddutyc2activityb.com", "Impact:EC2/AbusedDomainRequest.Reputation"),
             ("dns-malicious", "malicious-rep.guarddutyc2activityb.com", "Impact:EC2/MaliciousDomainRequest.Reputation"),
+            ("dns-crypto-rep", "crypto-rep.guarddutyc2activityb.com", "Impact:EC2/BitcoinDomainRequest.Reputation"),
+            ("dns-suspicious", "suspicious-rep.guarddutyc2activityb.com",
+             "Impact:EC2/SuspiciousDomainRequest.Reputation"),
             ("dns-custom", "cdn.evil-updates.example", "Impact:EC2/MaliciousDomainRequest.Custom"),
             ("dns-rebind", "7f000001.a9fea9fe.rbndr.us", "UnauthorizedAccess:EC2/MetadataDNSRebind")):
         host = acct.host(role)
         acct.query(host, name, _window(rng, days), answer="169.254.169.254" if "rbndr" in name else "203.0.113.66")
-        label(finding, host)
-        if name.endswith(".guarddutyc2activityb.com") and finding != "Backdoor:EC2/C&CActivity.B!DNS":
-            # The built-in tester feed lists AWS's test C2 domain itself, so its subdomains are C2 names too.
-            also("Backdoor:EC2/C&CActivity.B!DNS", host)
+        label(finding, host)   # each tester name raises only its own type (no C&C on its siblings)
     known = acct.host("dns-dga-known")
     t0 = _window(rng, days)
     for i, name in enumerate(rng.sample(dga_feed, 12)):
@@ -386,8 +389,6 @@ def _attacks(acct: AccountTraffic, days: int, scenario: Scenario, exfil_names: l
     for i, name in enumerate(names):
         acct.query(exfil, name, t0 + timedelta(seconds=i * 3))
     label("Trojan:EC2/DNSDataExfiltration", exfil)
-    if tester:
-        also("Backdoor:EC2/C&CActivity.B!DNS", exfil)
 
 
 def _dga_name(rng: random.Random) -> str:

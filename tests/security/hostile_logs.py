@@ -15,7 +15,7 @@ from tests.security.hostile import HOSTILE, HOSTILE_BYTES
 AWS_ID = "555555555555"
 REGION = "us-east-1"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-C2_SUFFIX = ".guarddutyc2activityb.com"
+C2_SUFFIX = ".c2.guarddutyc2activityb.com"
 TOR_EXIT = "185.220.101.1"
 BUCKET = "hostile-trail"
 # S3 keys (after AWS's layout prefix) that are themselves hostile; '/' would change the layout.
