@@ -182,6 +182,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_INVENTORY_REFRESH_SECONDS", 900)),
         "options": {"expires": 600},
     },
+    # Rule state rows (detection windows, histories) older than each rule needs: deleted.
+    "ingest-rule-state-expire": {
+        "task": "ingest.rule_state_expire",
+        "schedule": float(env_int("VIGIL_RULE_STATE_EXPIRE_SECONDS", 3600)),
+        "options": {"expires": 1800},
+    },
     # GuardDuty-compatible publishing destinations: export new and updated findings to S3.
     "gdapi-publishing-export": {
         "task": "gdapi.publishing_export_all",
@@ -267,6 +273,11 @@ VIGIL_DELIVERY_BACKOFF_MAX_SECONDS = env_int("VIGIL_DELIVERY_BACKOFF_MAX_SECONDS
 VIGIL_DESTINATIONS_ALLOW_HTTP = env_bool("VIGIL_DESTINATIONS_ALLOW_HTTP", DEBUG)
 # Webhooks to loopback/private/link-local addresses (development and loopback tests only).
 VIGIL_DESTINATIONS_ALLOW_PRIVATE = env_bool("VIGIL_DESTINATIONS_ALLOW_PRIVATE", DEBUG)
+
+# Detection rule state (ingest.state): windowed rows live their rule's window plus this grace (late
+# logs, retries); histories (first sightings, learned addresses, configuration) this many days.
+VIGIL_RULE_STATE_GRACE_HOURS = env_int("VIGIL_RULE_STATE_GRACE_HOURS", 6)
+VIGIL_RULE_STATE_HISTORY_DAYS = env_int("VIGIL_RULE_STATE_HISTORY_DAYS", 90)
 
 # Behavioural anomaly detection (ingest/anomaly): baselines per account, principal and instance.
 VIGIL_ANOMALY_ENABLED = env_bool("VIGIL_ANOMALY_ENABLED", True)

@@ -138,6 +138,49 @@ class InventoryLink(models.Model):
         return f"{self.value} -> {self.instance_id}"
 
 
+class InventoryPrincipal(models.Model):
+    """An IAM user or role of a member account (IAM is global: no region), from ListUsers/ListRoles."""
+
+    class Kind(models.TextChoices):
+        USER = "IAMUser", "IAM user"
+        ROLE = "Role", "IAM role"
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="inventory_principals")
+    arn = models.CharField(max_length=512)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    name = models.CharField(max_length=128)
+    principal_id = models.CharField(max_length=128, blank=True, default="")  # AIDA…/AROA…, as CloudTrail shows it
+    path = models.CharField(max_length=512, blank=True, default="/")
+    created = models.DateTimeField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)  # tags, trust policy principals, last used
+    learned_from = models.CharField(max_length=16, default="api")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "arn"], name="uniq_inventory_principal")]
+        indexes = [models.Index(fields=["account", "principal_id"], name="inv_principal_id_idx")]
+
+    def __str__(self) -> str:
+        return self.arn
+
+
+class InventoryBucket(models.Model):
+    """An S3 bucket of a member account, from ListBuckets."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="inventory_buckets")
+    name = models.CharField(max_length=63)
+    region = models.CharField(max_length=32, blank=True, default="")
+    created = models.DateTimeField(null=True, blank=True)
+    learned_from = models.CharField(max_length=16, default="api")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_inventory_bucket")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class RuleState(models.Model):
     """State a stateful rule keeps across objects and workers (windows, histories)."""
 
@@ -150,6 +193,8 @@ class RuleState(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["account", "region", "rule", "key"], name="uniq_rule_state")]
+        # Expiry deletes by (rule, age): ingest.state.rule_state_expire.
+        indexes = [models.Index(fields=["rule", "updated_at"], name="rule_state_expiry_idx")]
 
     def __str__(self) -> str:
         return f"{self.rule}:{self.key}"

@@ -28,8 +28,10 @@ from console.errors import ServiceError
 from findings.services import FindingDraft, UpsertResult, findings_upsert_many
 from ingest.inventory import Inventory
 from ingest.models import (
+    InventoryBucket,
     InventoryInstance,
     InventoryLink,
+    InventoryPrincipal,
     LogKind,
     LogSource,
     ProcessedObject,
@@ -436,3 +438,71 @@ def inventory_refresh(*, detector: Detector, ec2: Any = None) -> int:
     with transaction.atomic():
         inventory_save(inventory=inventory, account_id=detector.account_id, region=detector.region, learned_from="api")
     return count
+
+
+# --- IAM principals and S3 buckets from the API (live mode) -------------------------------------------
+# IAM and the bucket list are global to an account, so they are refreshed once per account (not per
+# detector Region). The API is the truth for what it lists: rows learned from it that it no longer
+# lists (a deleted user, role or bucket) are removed; rows learned otherwise stay.
+
+
+def _principal_row(account: Account, kind: str, item: dict[str, Any]) -> InventoryPrincipal:
+    # ListUsers/ListRoles leave tags out (one ListUserTags call per principal would be needed).
+    details: dict[str, Any] = {}
+    if kind == InventoryPrincipal.Kind.ROLE:
+        trust = item.get("AssumeRolePolicyDocument")
+        statements = (trust or {}).get("Statement", []) if isinstance(trust, dict) else []
+        if isinstance(statements, dict):
+            statements = [statements]
+        # Who may assume the role (services such as ec2.amazonaws.com make it an instance role).
+        details["trustedPrincipals"] = sorted({
+            str(v) for st in statements if isinstance(st, dict) for values in (st.get("Principal") or {}).values()
+            for v in (values if isinstance(values, list) else [values])
+        }) if statements else []
+        last_used = (item.get("RoleLastUsed") or {}).get("LastUsedDate")
+        if last_used:
+            details["lastUsed"] = last_used.isoformat()
+    elif item.get("PasswordLastUsed"):
+        details["passwordLastUsed"] = item["PasswordLastUsed"].isoformat()
+    name_key = "UserName" if kind == InventoryPrincipal.Kind.USER else "RoleName"
+    id_key = "UserId" if kind == InventoryPrincipal.Kind.USER else "RoleId"
+    return InventoryPrincipal(account=account, arn=item["Arn"], kind=kind, name=item[name_key],
+                              principal_id=item.get(id_key, ""), path=item.get("Path", "/"),
+                              created=item.get("CreateDate"), details=details, learned_from="api")
+
+
+def _replace_api_rows(model: Any, account: Account, rows: list, unique: list[str], update: list[str]) -> None:
+    key = unique[-1]
+    with transaction.atomic():
+        if rows:
+            model.objects.bulk_create(rows, update_conflicts=True, unique_fields=unique,
+                                      update_fields=[*update, "learned_from", "updated_at"])
+        model.objects.filter(account=account, learned_from="api").exclude(
+            **{f"{key}__in": [getattr(r, key) for r in rows]}).delete()
+
+
+def principals_refresh(*, account: Account, iam: Any = None) -> int:
+    """IAM users and roles of a member account (ListUsers, ListRoles). Returns how many are known."""
+    from ingest.aws import client_for
+
+    iam = iam or client_for(account, "iam")
+    rows: list[InventoryPrincipal] = []
+    for operation, result_key, kind in (("list_users", "Users", InventoryPrincipal.Kind.USER),
+                                        ("list_roles", "Roles", InventoryPrincipal.Kind.ROLE)):
+        for page in iam.get_paginator(operation).paginate():
+            rows += [_principal_row(account, kind, item) for item in page.get(result_key, [])]
+    _replace_api_rows(InventoryPrincipal, account, rows, ["account", "arn"],
+                      ["kind", "name", "principal_id", "path", "created", "details"])
+    return len(rows)
+
+
+def buckets_refresh(*, account: Account, s3: Any = None) -> int:
+    """S3 buckets of a member account (ListBuckets). Returns how many are known."""
+    from ingest.aws import client_for
+
+    s3 = s3 or client_for(account, "s3")
+    rows = [InventoryBucket(account=account, name=b["Name"], region=b.get("BucketRegion") or "",
+                            created=b.get("CreationDate"), learned_from="api")
+            for page in s3.get_paginator("list_buckets").paginate() for b in page.get("Buckets", [])]
+    _replace_api_rows(InventoryBucket, account, rows, ["account", "name"], ["region", "created"])
+    return len(rows)

@@ -64,13 +64,29 @@ def process_object_task(self, source_id: int, bucket: str, key: str, etag: str) 
 
 @shared_task(name="ingest.inventory_refresh_all", ignore_result=True, expires=600)
 def inventory_refresh_all_task() -> int:
-    """Beat: refresh every enabled detector's EC2 inventory (instances, ENIs, addresses)."""
+    """Beat: refresh every enabled detector's EC2 inventory (instances, ENIs, addresses), and once per
+    account with an enabled detector its IAM users and roles and its S3 buckets (global services)."""
     from accounts.models import Detector
 
-    ids = list(Detector.objects.filter(status="ENABLED").exclude(account__role_arn="").values_list("id", flat=True))
+    detectors = Detector.objects.filter(status="ENABLED").exclude(account__role_arn="")
+    ids = list(detectors.values_list("id", flat=True))
     for detector_id in ids:
         inventory_refresh_task.delay(detector_id)
+    for account_id in sorted(set(detectors.values_list("account_id", flat=True))):
+        inventory_refresh_global_task.delay(account_id)
     return len(ids)
+
+
+@shared_task(name="ingest.inventory_refresh_global", ignore_result=True, acks_late=True, autoretry_for=TRANSIENT,
+             retry_backoff=True, retry_jitter=True, max_retries=3)
+def inventory_refresh_global_task(account_id: int) -> int:
+    from accounts.models import Account
+    from ingest.services import buckets_refresh, principals_refresh
+
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None:
+        return 0
+    return principals_refresh(account=account) + buckets_refresh(account=account)
 
 
 @shared_task(name="ingest.inventory_refresh", ignore_result=True, acks_late=True, autoretry_for=TRANSIENT,
@@ -81,3 +97,11 @@ def inventory_refresh_task(detector_id: int) -> int:
 
     detector = Detector.objects.select_related("account").filter(pk=detector_id).first()
     return inventory_refresh(detector=detector) if detector else 0
+
+
+@shared_task(name="ingest.rule_state_expire", ignore_result=True, expires=1800)
+def rule_state_expire_task() -> int:
+    """Beat: delete rule state rows older than each rule's window (or history period)."""
+    from ingest.state import rule_state_expire
+
+    return sum(rule_state_expire().values())

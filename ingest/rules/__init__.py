@@ -34,6 +34,9 @@ How to add a rule (no edits anywhere else):
 4. State across objects and workers (windows, histories) goes through `ctx.state_get(keys)` /
    `ctx.state_put(key, value)` (JSON values), stored in the database in the same transaction as the
    findings, so any worker can take any object and a retried object sees the state as it was.
+   Rows expire (ingest.state.rule_state_expire): after the rule's window setting (`window_seconds`,
+   `window_minutes`, `*window_hours`, ...) plus a grace period, or, for `history=True` rules and rules
+   without a window, after VIGIL_RULE_STATE_HISTORY_DAYS.
 5. Cases: `Case(name, expect, records, ...)` with raw log records in the source's own format; the
    suite (tests/ingest/test_rule_cases.py) runs every case through the real parser, enrichment and
    rule, and checks the finding types (positive and near-miss negative cases side by side).
@@ -118,6 +121,9 @@ class Rule:
     # "detect" rules read the frame; "correlate" rules run after them and also read
     # ctx.detections (what the detect rules found in the same frame), e.g. attack sequences.
     stage: str = "detect"
+    # True when the state is a history (first sightings, learned addresses, configuration) that must
+    # outlive the rule's window; such rows expire after VIGIL_RULE_STATE_HISTORY_DAYS (ingest.state).
+    history: bool = False
 
 
 STAGES = ("detect", "correlate")
@@ -172,6 +178,7 @@ def rule(
     name: str | None = None,
     raw_events: Iterable[str] = (),
     stage: str = "detect",
+    history: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Register a rule; invalid metadata fails at import time, not at 3 a.m. in a worker."""
 
@@ -196,7 +203,7 @@ def rule(
 
             RAW_EVENT_NAMES.update(raw_events)
         REGISTRY[rule_name] = Rule(rule_name, source, tuple(finding_types), fn, dict(settings or {}), state, case_list,
-                                   stage)
+                                   stage, history)
         return fn
 
     return register

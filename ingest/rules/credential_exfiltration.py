@@ -105,7 +105,7 @@ def _cases() -> list[Case]:
       settings={"human_window_hours": Setting(24, "how long an address people called from stays known"),
                 "region_check": Setting(True, "flag AWS addresses in another Region than the instance's")},
       state="per instance: the addresses it calls from (learned); per AWS or private address people called "
-            "from: when (so a stolen session used from the same box is recognised)")
+            "from: when (so a stolen session used from the same box is recognised)", history=True)
 def instance_credential_exfiltration(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     callers = frame.filter(by_caller())
     window = timedelta(hours=ctx.setting("human_window_hours"))

@@ -35,7 +35,7 @@ CASES = [
 @rule(source=FLOW, finding_types=(SPAMBOT,), cases=CASES,
       settings={"min_hosts": Setting(15, "distinct public hosts on port 25 within the window"),
                 "window_seconds": Setting(3600, "sliding window")},
-      state="per instance: first port-25 activity (its history) and the hosts of the last window")
+      state="per instance: first port-25 activity (its history) and the hosts of the last window", history=True)
 def spambot(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     smtp = oriented(frame, ctx).filter((pl.col("dstport") == 25) & (pl.col("protocol") == 6)).filter(
         (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public("remote"))
