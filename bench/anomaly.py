@@ -1,8 +1,10 @@
 """anomaly.*: detection quality on the scenario suite and scoring speed of the anomaly step.
 
-anomaly.quality — per injected anomaly, how often it is found over several generated histories
-(tests/anomaly/scenario.py: 21 days of habits, then 7 test days with four injected anomalies and
-four benign variations), and the precision of all findings raised.
+anomaly.quality — per injected anomaly, how often it is found with its expected type over several
+generated histories (tests/anomaly/scenario.py: 21 days of habits, then 7 test days with four
+injected anomalies and four benign variations; tests/anomaly/s3_scenario.py: the same for S3 data
+events with the five `*:S3/AnomalousBehavior` types, lines `anomaly.s3.*`), and the precision of
+all findings raised.
 
 anomaly.scoring — events per second of scoring + learning (detect_anomalies on day-sized batches),
 against the floor of parsing the same events from gzip'd CloudTrail JSON with ingest's parser,
@@ -20,40 +22,54 @@ from bench import benchmark, report
 SEEDS = {"small": 2, "default": 5, "large": 10}
 
 
-@benchmark("anomaly.quality")
-def quality(size: str) -> None:
-    from ingest.anomaly.detect import detect_anomalies
-    from ingest.anomaly.state import Baselines
+def _suite(prefix: str, seeds: int, build, detect) -> None:
+    """Recall per injected anomaly, overall recall and precision over `seeds` generated histories."""
     from tests.anomaly import scenario
 
     found_by: Counter[str] = Counter()
     injected_by: Counter[str] = Counter()
     typed: Counter[str] = Counter()
     findings_total = false_total = 0
-    seeds = SEEDS[size]
     for seed in range(1, seeds + 1):
-        built = scenario.build(seed)
-        baselines = Baselines()
-        findings = []
-        for day in built.days:
-            findings += detect_anomalies(day, baselines)
+        built = build(seed)
+        findings = detect(built.days)
         result = scenario.evaluate(findings, built)
         for attack in built.injected:
             injected_by[attack.name] += 1
-            if attack.name in result["found"]:
+            if attack.name in result["found"] and result["found"][attack.name].finding_type in attack.expected_types:
                 found_by[attack.name] += 1
                 typed[result["found"][attack.name].finding_type] += 1
         findings_total += len(findings)
         false_total += len(result["false_positives"])
     for name in injected_by:
-        print(f"bench anomaly.recall[{name}] value={found_by[name] / injected_by[name]:.2f} unit=recall "
+        print(f"bench {prefix}.recall[{name}] value={found_by[name] / injected_by[name]:.2f} unit=recall "
               f"histories={seeds}", flush=True)
     recall = sum(found_by.values()) / sum(injected_by.values())
     precision = (findings_total - false_total) / findings_total if findings_total else 1.0
-    print(f"bench anomaly.recall value={recall:.2f} unit=recall histories={seeds}", flush=True)
-    print(f"bench anomaly.precision value={precision:.2f} unit=precision findings={findings_total} "
+    print(f"bench {prefix}.recall value={recall:.2f} unit=recall histories={seeds}", flush=True)
+    print(f"bench {prefix}.precision value={precision:.2f} unit=precision findings={findings_total} "
           f"false={false_total}", flush=True)
-    print("bench anomaly.types " + " ".join(f"{t}={n}" for t, n in sorted(typed.items())), flush=True)
+    print(f"bench {prefix}.types " + " ".join(f"{t}={n}" for t, n in sorted(typed.items())), flush=True)
+
+
+@benchmark("anomaly.quality")
+def quality(size: str) -> None:
+    """IAM (management events) and S3 (data events) scenario suites, each found with its type."""
+    from ingest.anomaly.detect import detect_anomalies
+    from ingest.anomaly.features import enrich
+    from ingest.anomaly.s3 import detect_s3_anomalies
+    from ingest.anomaly.state import Baselines
+    from tests.anomaly import s3_scenario, scenario
+
+    def run(detect):
+        def over(days):
+            baselines = Baselines()
+            return [f for day in days for f in detect(day, baselines)]
+        return over
+
+    _suite("anomaly", SEEDS[size], scenario.build, run(detect_anomalies))
+    _suite("anomaly.s3", SEEDS[size], s3_scenario.build,
+           run(lambda day, baselines: detect_s3_anomalies(enrich(day), baselines)))
 
 
 @benchmark("anomaly.scoring")

@@ -18,7 +18,8 @@ pipeline's column names onto these and fills missing optional columns with nulls
     source_ip         str  (an address, or a service name such as ec2.amazonaws.com)
     user_agent        str
     event_id          str | null                optional (evidence)
-    request_parameters str (JSON) | null        optional (instance types/counts of RunInstances)
+    request_parameters str (JSON) | null        optional (instance types/counts of RunInstances; S3 buckets)
+    event_category    str  Management | Data    optional (S3 data events go to the S3 model, ingest/anomaly/s3.py)
 
 Principals: an IAM user or root by ARN; an assumed role by its role (all sessions share one
 baseline) except EC2 instance-role sessions (session name `i-…`), profiled per instance.
@@ -40,7 +41,7 @@ from ingest.anomaly.categories import category_of
 
 REQUIRED = ("event_time", "account_id", "region", "event_source", "event_name")
 OPTIONAL = ("principal_type", "principal_arn", "principal_id", "user_name", "access_key_id", "session_issuer_arn",
-            "error_code", "source_ip", "user_agent", "event_id", "request_parameters")
+            "error_code", "source_ip", "user_agent", "event_id", "request_parameters", "event_category")
 
 # Names the ingest pipeline (ingest.parsers.cloudtrail.SCHEMA: ui_* for userIdentity) or a raw
 # CloudTrail flattening use for our columns.
@@ -58,6 +59,7 @@ ALIASES = {
     "session_issuer": "session_issuer_arn", "sessionIssuerArn": "session_issuer_arn",
     "errorCode": "error_code", "sourceIPAddress": "source_ip", "source_ip_address": "source_ip",
     "userAgent": "user_agent", "eventID": "event_id", "requestParameters": "request_parameters",
+    "eventCategory": "event_category",
 }
 
 SKIPPED_PRINCIPAL_TYPES = ("AWSService",)

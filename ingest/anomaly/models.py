@@ -12,6 +12,7 @@ class Baseline(models.Model):
         ACCOUNT = "account", "Account"
         PRINCIPAL = "principal", "Principal"
         INSTANCE = "instance", "Instance"
+        S3 = "s3", "S3 data access"
 
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="anomaly_baselines")
     kind = models.CharField(max_length=12, choices=Kind.choices)

@@ -62,7 +62,7 @@ class Learned:
     def tables(self) -> dict[str, list[dict[str, Any]]]:
         """Each learned feature's top values (APIs: top 20), and the account's regions and ASNs."""
         out = {f: self.values(f, 20 if f == "api" else 10) for f in
-               ("region", "category", "api", "network", "asn", "ua", "error", "port", "peer", "protocol")}
+               ("region", "category", "api", "bucket", "network", "asn", "ua", "error", "port", "peer", "protocol")}
         out["account_region"] = self.values("region", of_account=True)
         out["account_asn"] = self.values("asn", of_account=True)
         return out
@@ -99,7 +99,8 @@ class Learned:
 
 def baseline_learned(*, actor: Any, pk: int) -> Learned:
     row = baseline_get(actor=actor, pk=pk)
-    account_row = Baseline.objects.filter(account=row.account, kind=Baseline.Kind.ACCOUNT,
-                                          key=row.account.aws_account_id).first()
+    # An S3 baseline backs off to the account's S3 profile (ingest.anomaly.s3.account_key).
+    account_key = f"s3:{row.account.aws_account_id}" if row.kind == Baseline.Kind.S3 else row.account.aws_account_id
+    account_row = Baseline.objects.filter(account=row.account, kind=Baseline.Kind.ACCOUNT, key=account_key).first()
     return Learned(row, Profile.from_json(row.state), Profile.from_json(account_row.state if account_row else None),
                    config_from_settings())

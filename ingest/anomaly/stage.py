@@ -21,6 +21,8 @@ from ingest.anomaly.config import AnomalyConfig
 from ingest.anomaly.detect import AnomalyFinding, detect_anomalies
 from ingest.anomaly.features import enrich
 from ingest.anomaly.flows import detect_flow_anomalies, prepare
+from ingest.anomaly.s3 import detect_s3_anomalies, s3_data_events
+from ingest.anomaly.s3 import subjects as s3_subjects
 from ingest.anomaly.state import ACCOUNT, INSTANCE, PRINCIPAL, Baselines
 
 CLOUDTRAIL, FLOW = "cloudtrail", "flow"  # ingest.rules source names
@@ -61,9 +63,9 @@ def subjects(kind: str, prepared: pl.DataFrame) -> set[tuple[str, str, str]]:
     if prepared.is_empty():
         return set()
     if kind == CLOUDTRAIL:
-        pairs = prepared.select("account_id", "pkey").unique().iter_rows()
+        pairs = prepared.filter(~s3_data_events()).select("account_id", "pkey").unique().iter_rows()
         out = {(a, PRINCIPAL, k) for a, k in pairs}
-        return out | {(a, ACCOUNT, a) for a, _, _ in out}
+        return out | {(a, ACCOUNT, a) for a, _, _ in out} | s3_subjects(prepared)
     pairs = prepared.select(pl.col("account_id").fill_null(""), "subject").unique().iter_rows()
     return {(a, INSTANCE, k) for a, k in pairs}
 
@@ -75,8 +77,9 @@ class MemoryAnomalyStage:
 
     def run(self, kind: str, prepared: pl.DataFrame, baselines: Baselines, *, region: str,
             inventory: Any = None) -> list[AnomalyFinding]:
-        if kind == CLOUDTRAIL:
-            return detect_anomalies(prepared, baselines, config=self.config)
+        if kind == CLOUDTRAIL:  # management events: the IAM model; S3 data events: the S3 model
+            return (detect_anomalies(prepared.filter(~s3_data_events()), baselines, config=self.config)
+                    + detect_s3_anomalies(prepared, baselines, config=self.config))
         return detect_flow_anomalies(prepared, baselines, config=self.config, inventory=inventory, region=region,
                                      prepared=True)
 

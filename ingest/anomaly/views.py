@@ -20,7 +20,7 @@ def baseline_list(request: HttpRequest) -> HttpResponse:
     if account is None:
         raise NotFoundError("You do not belong to any account yet: register one first.")
     kind = request.GET.get("kind") or None
-    if kind not in (None, Baseline.Kind.PRINCIPAL, Baseline.Kind.INSTANCE):
+    if kind not in (None, Baseline.Kind.PRINCIPAL, Baseline.Kind.INSTANCE, Baseline.Kind.S3):
         kind = None
     query = (request.GET.get("q") or "").strip()[:1024]
     rows = selectors.baseline_list(actor=request.user, account=account, kind=kind, query=query)
