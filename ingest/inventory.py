@@ -1,7 +1,8 @@
 """Instances, their network interfaces and addresses, as far as Vigil knows them.
 
 Findings name instances the way GuardDuty does. In live mode DescribeInstances fills the
-inventory (ingest.services.inventory_refresh); offline, and between refreshes, it is learned from
+inventory (ingest.services.inventory_refresh; IAM users/roles and buckets: principals_refresh and
+buckets_refresh, models InventoryPrincipal and InventoryBucket); offline, and between refreshes, it is learned from
 what the logs reveal: Resolver logs' `srcids.instance` with `srcaddr`, flow logs' custom-format
 `instance-id` with `interface-id` and the local address, CloudTrail RunInstances and
 CreateNetworkInterface responses. This class is the in-memory view one object is processed with;
