@@ -191,3 +191,26 @@ def test_frames_without_data_events_change_nothing():
     baselines = Baselines()
     assert model.detect_s3_anomalies(enrich(frame), baselines) == [] and len(baselines) == 0
     assert model.subjects(enrich(frame)) == set()
+
+
+def test_worker_path_stores_s3_baselines_and_findings(factory):
+    """Objects through the worker service: S3 baselines in the database, findings stored once."""
+    from findings.models import Finding
+    from ingest.models import LogSource
+    from ingest.services import object_process
+
+    account = factory.account(aws_account_id=scenario.ACCOUNT)
+    source = LogSource.objects.create(detector=account.detectors.get(), kind="cloudtrail", bucket="trail")
+    matcher = matcher_from_files(include_builtin=False)
+    for day, body in enumerate(_bodies(s3_scenario.build(seed=7), {"alice"})):
+        key = f"AWSLogs/{scenario.ACCOUNT}/CloudTrail/us-east-1/2026/03/{day:02d}/s3-{day}.json.gz"
+        assert object_process(source=source, bucket="trail", key=key, etag=f"e{day}",
+                              open_body=lambda body=body: io.BytesIO(body), matcher=matcher) == "done"
+    stored = dict(Finding.objects.filter(account=account, type__contains="S3/AnomalousBehavior")
+                  .values_list("type", "severity"))
+    assert stored == {"Discovery:S3/AnomalousBehavior": 2.0, "Impact:S3/AnomalousBehavior.Permission": 8.0}
+    alice = f"arn:aws:iam::{scenario.ACCOUNT}:user/alice"
+    row = Baseline.objects.get(account=account, kind="s3", key=alice)
+    assert row.label == "alice" and row.active_hours > 80   # about 8 hours a weekday for 4 weeks, decayed
+    assert Baseline.objects.filter(account=account, kind="account", key=f"s3:{scenario.ACCOUNT}").exists()
+    assert not Baseline.objects.filter(account=account, kind="principal", key=alice).exists()

@@ -118,3 +118,11 @@ def test_expiry_deletes_only_rows_older_than_their_rules_retention(factory, sett
     RuleState.objects.filter(key="live").update(updated_at=now - timedelta(days=1))
     assert rule_state_expire_task.delay() is not None
     assert not RuleState.objects.filter(key="live").exists()
+
+
+def test_beat_schedules_both_housekeeping_tasks(settings):
+    from console.celery import app
+
+    tasks = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert {"ingest.rule_state_expire", "ingest.inventory_refresh_all"} <= tasks
+    assert {"ingest.rule_state_expire", "ingest.inventory_refresh_global"} <= set(app.tasks)
