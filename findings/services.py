@@ -246,7 +246,9 @@ def findings_upsert_many(*, drafts: Iterable[FindingDraft], now: datetime | None
     decided which account the logs belong to.
     """
     now = now or timezone.now()
-    merged = list(_merge_drafts(drafts).values())
+    # In key order: two transactions upserting overlapping findings lock their rows in the same
+    # order, so they queue behind each other instead of deadlocking.
+    merged = [d for _, d in sorted(_merge_drafts(drafts).items())]
     result = UpsertResult()
     if not merged:
         return result

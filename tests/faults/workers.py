@@ -96,13 +96,20 @@ def routed_to(queue: str):
     """Send ingestion tasks through the broker to `queue` (not run eagerly in this process)."""
     from console.celery import app
 
+    def reroute(routes: dict | None) -> None:
+        # Celery builds its router once (app.amqp.router is cached on the first send through a
+        # broker, e.g. by an earlier test): rebuild it, or the tasks go to the queue of that time.
+        app.conf.task_routes = routes
+        app.amqp.flush_routes()
+        app.amqp.__dict__.pop("router", None)
+
     app.conf.task_always_eager = False
-    app.conf.task_routes = {"ingest.*": {"queue": queue}}
+    reroute({"ingest.*": {"queue": queue}})
     try:
         yield
     finally:
         app.conf.task_always_eager = True
-        app.conf.task_routes = None
+        reroute(None)
 
 
 def wait_for(predicate: Callable[[], bool], *, timeout: float = 120, what: str = "") -> None:
