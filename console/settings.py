@@ -176,6 +176,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_INGEST_DISCOVER_SECONDS", 60)),
         "options": {"expires": 240},
     },
+    # Pending ledger rows whose task was lost (worker killed, broker restarted): queued again.
+    "ingest-sweep-stale": {
+        "task": "ingest.sweep_stale",
+        "schedule": float(env_int("VIGIL_INGEST_SWEEP_SECONDS", 300)),
+        "options": {"expires": 600},
+    },
     # Instances, ENIs and addresses from DescribeInstances, so findings name instances.
     "ingest-inventory": {
         "task": "ingest.inventory_refresh_all",
@@ -259,6 +265,9 @@ VIGIL_REGIONS = env_list(
 AWS_ENDPOINT_URL = env_str("AWS_ENDPOINT_URL")
 # Ingestion limits against hostile objects (decompression bombs, endless lines): decompressed bytes
 # per object, and bytes held whole at once (a line, a record, a non-streamable CloudTrail object).
+# A pending object neither dispatched nor taken up by a worker for this long lost its task; longer
+# than the hard time limit so a slow attempt is never doubled (a running one is row-locked anyway).
+VIGIL_INGEST_STALE_SECONDS = env_int("VIGIL_INGEST_STALE_SECONDS", 1800)
 VIGIL_INGEST_MAX_OBJECT_BYTES = env_int("VIGIL_INGEST_MAX_OBJECT_BYTES", 2 * 1024**3)
 VIGIL_INGEST_MAX_BUFFER_BYTES = env_int("VIGIL_INGEST_MAX_BUFFER_BYTES", 256 * 1024**2)
 # GuardDuty-compatible API (/gd/): allowed clock skew of a SigV4-signed request, as AWS (5 minutes).

@@ -93,13 +93,19 @@ class ProcessedObject(models.Model):
     bytes_uncompressed = models.BigIntegerField(default=0)
     findings = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Last handed to the broker (discovery or the sweeper) and last taken up by a worker: a pending
+    # row with neither for VIGIL_INGEST_STALE_SECONDS lost its task (worker or broker gone) and is
+    # dispatched again by the sweeper.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["account", "bucket", "key", "etag"], name="uniq_processed_object"),
         ]
-        indexes = [models.Index(fields=["source", "status", "-processed_at"], name="processed_source_status")]
+        indexes = [models.Index(fields=["source", "status", "-processed_at"], name="processed_source_status"),
+                   models.Index(fields=["status", "dispatched_at"], name="processed_status_dispatched")]
 
     def __str__(self) -> str:
         return f"s3://{self.bucket}/{self.key} {self.status}"

@@ -5,6 +5,10 @@ Exactly-once in effect: an object's findings, usage, learned inventory and rule 
 the same transaction that marks its ledger row (account, bucket, key, ETag) done. A re-delivered
 task, a second listing or a retry after a killed worker finds the row done (or waits on its lock)
 and changes nothing.
+
+Nothing lost: discovery writes each object's pending ledger row in the transaction that moves the
+checkpoint past it, so the ledger, not the broker, is the record of work to do. A task lost with a
+killed worker or a restarted broker leaves its row pending; the sweeper dispatches it again.
 """
 
 from __future__ import annotations
@@ -12,13 +16,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts import access
@@ -47,6 +51,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = getattr(settings, "VIGIL_INGEST_MAX_ATTEMPTS", 3)
 LIST_MAX_KEYS = getattr(settings, "VIGIL_INGEST_LIST_MAX_KEYS", 10000)
+STALE_SECONDS = getattr(settings, "VIGIL_INGEST_STALE_SECONDS", 1800)
 
 
 EXPIRED_CODES = {"ExpiredToken", "ExpiredTokenException", "InvalidToken", "RequestExpired"}
@@ -125,6 +130,7 @@ def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None) -> li
     try:
         prefixes = source_prefixes(source, list_prefixes)
         for prefix in prefixes:
+            prefix_start = len(refs)
             checkpoint, _ = SourceCheckpoint.objects.get_or_create(source=source, prefix=prefix)
             params: dict[str, Any] = {"Bucket": source.bucket, "Prefix": prefix}
             if checkpoint.start_after:
@@ -142,8 +148,10 @@ def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None) -> li
                 if len(refs) >= LIST_MAX_KEYS:
                     break
             if last_key != checkpoint.start_after:
-                checkpoint.start_after = last_key
-                checkpoint.save(update_fields=["start_after", "updated_at"])
+                with transaction.atomic():  # the checkpoint never moves past an object the ledger lacks
+                    ledger_pending_add(source=source, refs=refs[prefix_start:])
+                    checkpoint.start_after = last_key
+                    checkpoint.save(update_fields=["start_after", "updated_at"])
     except Exception as exc:
         _source_error(source, f"listing s3://{source.bucket}: {exc}")
         raise
@@ -165,6 +173,7 @@ def _discover_sqs(source: LogSource, sqs: Any) -> list[ObjectRef]:
         if not messages:
             break
         for message in messages:
+            message_start = len(refs)
             try:
                 body = json.loads(message["Body"])
                 if "Message" in body and "Records" not in body:  # delivered through SNS
@@ -178,9 +187,47 @@ def _discover_sqs(source: LogSource, sqs: Any) -> list[ObjectRef]:
                         refs.append(ObjectRef(record["s3"]["bucket"]["name"], key, str(obj.get("eTag", "")).strip('"')))
             except (ValueError, KeyError, TypeError) as exc:
                 logger.warning("ignoring a malformed S3 notification on %s: %s", source.sqs_queue_url, exc)
+            ledger_pending_add(source=source, refs=refs[message_start:])  # before the message is gone
             sqs.delete_message(QueueUrl=source.sqs_queue_url, ReceiptHandle=message["ReceiptHandle"])
     LogSource.objects.filter(pk=source.pk).update(last_listed_at=timezone.now())
     return refs
+
+
+def ledger_pending_add(*, source: LogSource, refs: list[ObjectRef]) -> None:
+    """Record discovered objects as pending (rows that exist, done or not, are left as they are)."""
+    now = timezone.now()
+    ProcessedObject.objects.bulk_create(
+        [ProcessedObject(account_id=source.detector.account_id, source=source, bucket=ref.bucket, key=ref.key,
+                         etag=ref.etag, kind=source.kind, dispatched_at=now) for ref in refs],
+        ignore_conflicts=True, batch_size=1000,
+    )
+
+
+def ledger_stale_dispatch(*, stale_seconds: int = STALE_SECONDS, limit: int = LIST_MAX_KEYS) -> list[tuple[int, ObjectRef]]:
+    """Pending objects whose task was lost: neither dispatched nor taken up by a worker for
+    `stale_seconds`, and not being processed now (a worker's row lock skips them). Marks them
+    dispatched and returns (source id, object) for the caller to queue again; a duplicate delivery
+    is harmless (the ledger)."""
+    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
+    with transaction.atomic():
+        stale = list(
+            ProcessedObject.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=ProcessedObject.Status.PENDING, source__isnull=False, created_at__lt=cutoff,
+                    source__detector__status=Detector.Status.ENABLED)
+            .filter(Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=cutoff))
+            .filter(Q(started_at__isnull=True) | Q(started_at__lt=cutoff))
+            .order_by("pk").values_list("pk", "source_id", "bucket", "key", "etag")[:limit]
+        )
+        ProcessedObject.objects.filter(pk__in=[row[0] for row in stale]).update(dispatched_at=timezone.now())
+        per_source: dict[int, int] = {}
+        for _, source_id, *_ in stale:
+            per_source[source_id] = per_source.get(source_id, 0) + 1
+        for source_id, n in per_source.items():  # shown on the source's status page
+            _source_error(LogSource(pk=source_id), f"{n} object(s) whose task was lost (worker or broker restarted) "
+                                                   "were queued again")
+    if stale:
+        logger.warning("re-dispatching %s pending object(s) whose task was lost", len(stale))
+    return [(source_id, ObjectRef(bucket, key, etag)) for _, source_id, bucket, key, etag in stale]
 
 
 def _source_error(source: LogSource, message: str) -> None:
@@ -304,6 +351,8 @@ def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
     )
     if ledger.status != ProcessedObject.Status.PENDING:
         return "skipped"
+    # Taken up: the sweeper leaves it alone while this attempt may still be running.
+    ProcessedObject.objects.filter(pk=ledger.pk).update(started_at=timezone.now())
     if open_body is None:
         def open_body() -> IO[bytes]:
             s3 = client_for(account, "s3", detector.region)

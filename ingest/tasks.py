@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from ingest.services import MAX_ATTEMPTS, RetryableObjectError
 
-TRANSIENT = (BotoCoreError, ClientError, ConnectionError)
+# S3 unavailable or throttling, a dropped read, and a database connection lost mid-transaction
+# (restart, failover, terminated backend): the transaction rolled back, so a later attempt is safe.
+TRANSIENT = (BotoCoreError, ClientError, ConnectionError, OperationalError, InterfaceError)
 
 
 def _same_queue(task) -> dict:
@@ -60,6 +63,18 @@ def process_object_task(self, source_id: int, bucket: str, key: str, etag: str) 
             # Bounded: the ledger counts attempts and marks the object failed after MAX_ATTEMPTS.
             if not self.request.is_eager:
                 raise self.retry(exc=exc, countdown=30) from exc
+
+
+@shared_task(name="ingest.sweep_stale", bind=True, ignore_result=True, expires=600)
+def sweep_stale_task(self) -> int:
+    """Beat: queue again the pending objects whose task was lost with a killed worker or a restarted
+    broker (see ledger_stale_dispatch)."""
+    from ingest.services import ledger_stale_dispatch
+
+    stale = ledger_stale_dispatch()
+    for source_id, ref in stale:
+        process_object_task.apply_async(args=[source_id, ref.bucket, ref.key, ref.etag], **_same_queue(self))
+    return len(stale)
 
 
 @shared_task(name="ingest.inventory_refresh_all", ignore_result=True, expires=600)
