@@ -24,6 +24,8 @@ from ingest import synthetic as syn
 from ingest.models import LogSource, ProcessedObject, UsageRecord
 from ingest.services import object_process
 
+pytestmark = pytest.mark.slow  # four pipelines at once on PostgreSQL: tens of seconds
+
 AWS_ID = "888888888888"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 WORKERS = 4

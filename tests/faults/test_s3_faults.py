@@ -7,13 +7,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.urls import reverse
 
-from accounts.models import Account, Detector
+from accounts.models import Account, Detector, Role
 from findings.models import Finding
 from ingest import synthetic as syn
 from ingest.models import LogSource, ProcessedObject, UsageRecord
 from ingest.tasks import discover_all_task
 from tests.faults.s3proxy import FaultProxy
+
+pytestmark = pytest.mark.slow  # real backoff (boto, Celery): tens of seconds
 
 AWS_ID = "777777777777"
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -39,23 +42,34 @@ def proxied(db, member_factory, aws, settings):
         yield proxy, source
 
 
-def deliver_all(source: LogSource) -> int:
+def deliver_all(source: LogSource) -> list[float]:
     """Discover, then run each object's task as a broker would deliver it: again after a Retry
-    (Celery's autoretry with backoff; eager mode raises Retry instead of scheduling it)."""
+    (Celery's autoretry with backoff; eager mode raises Retry instead of scheduling it). Returns
+    the countdowns the retries were scheduled with."""
     from celery.exceptions import Retry
 
     from ingest.services import source_discover
     from ingest.tasks import process_object_task
 
-    retries = 0
+    countdowns: list[float] = []
     for ref in source_discover(source=source):
         for _ in range(5):
             try:
                 process_object_task.apply(args=[source.pk, ref.bucket, ref.key, ref.etag]).get()
                 break
-            except Retry:
-                retries += 1
-    return retries
+            except Retry as retry:
+                countdowns.append(retry.when)
+    return countdowns
+
+
+def status_page(client, factory, source: LogSource) -> str:
+    """The sources status page as the account's administrator sees it."""
+    admin = factory.user()
+    factory.grant(admin, source.detector.account, Role.ADMIN)
+    client.force_login(admin)
+    response = client.get(reverse("ingest:sources"))
+    assert response.status_code == 200
+    return response.content.decode()
 
 
 def caught_up(source: LogSource) -> None:
@@ -80,26 +94,30 @@ def test_500s_and_throttling_are_retried_and_absorbed(proxied):
     caught_up(source)
 
 
-def test_outage_longer_than_retries_shows_on_status_then_catches_up(proxied):
+def test_outage_longer_than_retries_shows_on_status_then_catches_up(proxied, client, factory):
     proxy, source = proxied
-    # One object's GET fails 8 times in a row: boto gives up (5 attempts), the task is retried
-    # with backoff (Celery autoretry), the source shows the error, and the object is then done.
+    # One object's GET fails 8 times in a row: boto gives up (5 attempts, with its own backoff), the
+    # task is retried with backoff (Celery autoretry: a countdown of up to 2^retries s, jittered),
+    # the source's status page shows why, and the object is then done.
     proxy.fail("_o3.json.gz", 503, times=8)
-    retries = deliver_all(source)
-    assert retries == 1 and len(proxy.injected) == 8
+    countdowns = deliver_all(source)
+    assert len(countdowns) == 1 and 0 <= countdowns[0] <= 1 and len(proxy.injected) == 8
     source.refresh_from_db()
     assert "_o3.json.gz" in source.last_error and "SlowDown" in source.last_error
+    page = status_page(client, factory, source)
+    assert "flaky-trail" in page and "SlowDown" in page
     caught_up(source)
 
 
-def test_expired_credentials_are_renewed(proxied):
+def test_expired_credentials_are_renewed(proxied, client, factory):
     proxy, source = proxied
     # The cached session is refused as expired: the session is dropped, the role assumed again.
     proxy.fail("_o1.json.gz", 400, times=1)
-    retries = deliver_all(source)
-    assert retries == 1 and len(proxy.injected) == 1
+    countdowns = deliver_all(source)
+    assert len(countdowns) == 1 and len(proxy.injected) == 1
     assert sum(1 for r in proxy.seen if r == "POST /") == 2  # AssumeRole, then again after the refusal
     source.refresh_from_db()
     assert "ExpiredToken" in source.last_error
+    assert "ExpiredToken" in status_page(client, factory, source)
     caught_up(source)
     assert proxy.plan == []
