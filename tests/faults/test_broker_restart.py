@@ -84,7 +84,7 @@ def test_redis_restarted_mid_ingestion_then_caught_up_exactly_once(transactional
                                                                      private_redis):
     from ingest.tasks import discover_source_task, sweep_stale_task
 
-    trail = Trail("555555555555", "restart-trail", objects=8)
+    trail = Trail("565656565656", "restart-trail", objects=8)
     source = trail_source(member_factory, trail)
     queue = f"vigil-restart-{uuid.uuid4().hex[:8]}"
     worker = Worker(queue, worker_env(AWS_ENDPOINT_URL=aws, CELERY_BROKER_URL=private_redis.url,

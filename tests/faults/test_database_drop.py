@@ -38,7 +38,7 @@ def test_connection_dropped_mid_transaction_is_retried_exactly_once(transactiona
         pytest.skip("needs PostgreSQL: terminates the worker's backend")
     from ingest.tasks import discover_source_task
 
-    trail = Trail("444444444444", "dropped-trail", objects=4)
+    trail = Trail("343434343434", "dropped-trail", objects=4)
     source = trail_source(member_factory, trail)
     queue = f"vigil-dbdrop-{uuid.uuid4().hex[:8]}"
     worker = Worker(queue, worker_env(AWS_ENDPOINT_URL=aws))
