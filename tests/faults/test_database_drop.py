@@ -5,6 +5,7 @@ once: nothing half-written, nothing lost, nothing counted twice."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -65,5 +66,6 @@ def test_connection_dropped_mid_transaction_is_retried_exactly_once(transactiona
     finally:
         log = worker.stop()
     assert len(terminated) == 1
-    assert "terminating connection due to administrator command" in log, log
-    assert "Retry in" in log, log  # retried with backoff, not given up
+    # Retried with backoff, not given up. PostgreSQL words the loss by timing: "terminating connection
+    # due to administrator command" mid-statement, "server closed the connection" between statements.
+    assert re.search(r"ingest\.process_object\[[^]]+\] retry: Retry in \d+s: OperationalError", log), log

@@ -34,7 +34,7 @@ def test_sigkill_pool_process_mid_object_then_everything_exactly_once(transactio
     try:
         with routed_to(queue):
             discover_source_task.apply(args=[source.pk])  # here; its process tasks go to the worker
-            wait_for(lambda: done(source) >= 2 and in_progress(source) is not None, timeout=90,
+            wait_for(lambda: done(source) >= 2 and in_progress(source, within=0.5) is not None, timeout=90,
                      what="an object in progress")
             killed.append(worker.kill_child())
             wait_for(lambda: done(source) == trail.objects, timeout=90, what="all objects done")
@@ -67,7 +67,7 @@ def test_sigkill_whole_worker_then_sweeper_requeues_its_object_exactly_once(tran
         with routed_to(queue):
             first.start()
             discover_source_task.apply(args=[source.pk])
-            wait_for(lambda: in_progress(source) is not None, timeout=90, what="an object in progress")
+            wait_for(lambda: in_progress(source, within=0.5) is not None, timeout=90, what="an object in progress")
             victim = in_progress(source)
             first.kill()
 

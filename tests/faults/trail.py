@@ -7,6 +7,8 @@ import gzip
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from django.utils import timezone
+
 from accounts.models import Account, Detector
 from findings.models import Finding
 from ingest import synthetic as syn
@@ -53,9 +55,13 @@ def done(source: LogSource) -> int:
     return ledger(source).filter(status="done").count()
 
 
-def in_progress(source: LogSource) -> ProcessedObject | None:
-    """An object a worker has taken up and not finished."""
-    return ledger(source).filter(status="pending", started_at__isnull=False).first()
+def in_progress(source: LogSource, *, within: float | None = None) -> ProcessedObject | None:
+    """An object a worker has taken up and not finished; with `within`, taken up that many seconds
+    ago at most, so a fault injected now lands before it can finish (an object takes seconds)."""
+    rows = ledger(source).filter(status="pending", started_at__isnull=False)
+    if within is not None:
+        rows = rows.filter(started_at__gte=timezone.now() - timedelta(seconds=within))
+    return rows.first()
 
 
 def assert_exactly_once(source: LogSource, trail: Trail) -> None:
