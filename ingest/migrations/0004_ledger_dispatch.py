@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0001_initial'),
-        ('ingest', '0002_anomaly_baseline'),
+        ('ingest', '0003_inventory_principals_buckets_state_expiry_s3_baselines'),
     ]
 
     operations = [
