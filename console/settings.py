@@ -194,13 +194,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_RULE_STATE_EXPIRE_SECONDS", 3600)),
         "options": {"expires": 1800},
     },
-    # GuardDuty-compatible publishing destinations: export new and updated findings to S3.
-    "gdapi-publishing-export": {
-        "task": "gdapi.publishing_export_all",
-        "schedule": 300.0,
-        "options": {"expires": 600},
-    },
-    # Findings to destinations: new ones within a minute, updates at the detector's frequency.
+    # Findings to destinations: new ones within a minute, updates at the detector's frequency; the
+    # same delivery run exports active findings to S3 destinations every 5 minutes.
     "findings-publish": {"task": "findings.publish", "schedule": 60.0},
     "findings-deliver": {"task": "findings.deliver", "schedule": 30.0},
 }

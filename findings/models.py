@@ -50,6 +50,9 @@ class Finding(models.Model):
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
     archived = models.BooleanField(default=False)
+    # Archived at creation by a suppression rule (not by an analyst): its later occurrences are never
+    # published. A finding archived by hand still has its occurrences sent at the publishing frequency.
+    suppressed = models.BooleanField(default=False, db_default=False)
     feedback = models.CharField(max_length=10, choices=Feedback.choices, default=Feedback.NONE, blank=True)
     is_sample = models.BooleanField(default=False)
     # Denormalised filter columns (GuardDuty's FindingCriteria names in comments).

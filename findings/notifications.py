@@ -1,7 +1,7 @@
-"""Notifications: findings become EventBridge-format events, queued per destination and delivered
-with retries.
+"""Notifications and the S3 export: one delivery service for every destination (findings.rules_models.
+Destination), whether created in the console, the REST API or GuardDuty's CreatePublishingDestination.
 
-Two stages, both Celery beat tasks (findings.tasks):
+Event destinations (webhook, Slack, EventBridge) take two stages, both Celery beat tasks (findings.tasks):
 
 1. `publish_due` drains the FindingPublication outbox: a NEW finding is published at once, an
    UPDATED one once the detector's publishing frequency has passed since its first pending update
@@ -12,6 +12,16 @@ Two stages, both Celery beat tasks (findings.tasks):
 2. `deliver_due` sends what is due, destination by destination, each in its own error boundary, so
    a failing destination never blocks detection (publishing only writes rows) or another
    destination. A failed send stays queued and is retried with exponential backoff.
+
+S3 destinations are GuardDuty's findings export: every few minutes (EXPORT_INTERVAL) `deliver_due`
+writes the *active* findings changed since the destination's watermark as gzip'd JSON Lines objects.
+The findings table is their queue: while the bucket is down the watermark stays put (nothing lost,
+nothing piles up) and the destination shows the failure. Archived findings, suppressed or archived
+by hand, are never exported (GuardDuty's rule); unarchiving one makes it exportable again.
+
+Archived findings and events (GuardDuty's EventBridge behaviour): a finding a suppression rule
+archived is never published, nor are its later occurrences; a finding an analyst archived by hand
+still has its later occurrences published as updates at the publishing frequency.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import io
 import ipaddress
 import json
 import logging
+import re
 import socket
 import uuid
 from collections import defaultdict
@@ -34,15 +45,16 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
 from accounts import access
 from accounts.events import audit_record
 from accounts.models import Account, Detector
-from console.errors import NotFoundError, ServiceError
+from console.errors import ConflictError, NotFoundError, ServiceError
 from findings import criteria as fc
 from findings.models import Finding, FindingPublication
+from findings.rules import domain_account_ids
 from findings.rules_models import Delivery, Destination
 from findings.serialize import finding_to_guardduty, iso
 
@@ -60,6 +72,14 @@ FREQUENCIES = {
     Detector.PublishingFrequency.SIX_HOURS: dt.timedelta(hours=6),
 }
 SIGNATURE_HEADER = "X-Vigil-Signature-256"
+# GuardDuty exports a new active finding "within about 5 minutes"; the S3 export runs at that pace.
+EXPORT_INTERVAL = dt.timedelta(minutes=5)
+# Findings younger than this are left for the next export run, so a detection transaction still in
+# flight (its updated_at already set, not yet committed) is not skipped for good by the watermark.
+SETTLE = dt.timedelta(seconds=60)
+EXPORT_OBJECT_MAX = 5000  # findings per S3 object: bounds the memory of one export run
+KMS_ARN_RE = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]{1,256}$"
+BUCKET_RE = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
 class DeliveryError(Exception):
@@ -157,11 +177,16 @@ def _send_http(destination: Destination, delivery: Delivery) -> tuple[int | None
 
 
 def _boto_client(service: str, destination: Destination, region: str):
-    import boto3
+    """A client acting in the destination's account (its role, else Vigil's own credentials), as
+    GuardDuty writes into the customer's bucket and bus; `endpoint_url` points at a compatible service."""
+    from ingest.aws import BOTO_CONFIG, client_for, session_for
 
     config = destination.config or {}
-    endpoint = config.get("endpoint_url") or settings.AWS_ENDPOINT_URL or None
-    return boto3.client(service, region_name=config.get("region") or region or "us-east-1", endpoint_url=endpoint)
+    region = config.get("region") or region or "us-east-1"
+    if config.get("endpoint_url"):
+        return session_for(destination.account).client(service, region_name=region, config=BOTO_CONFIG,
+                                                       endpoint_url=config["endpoint_url"])
+    return client_for(destination.account, service, region)
 
 
 def _send_eventbridge(destination: Destination, deliveries: list[Delivery]) -> None:
@@ -186,41 +211,127 @@ def _send_eventbridge(destination: Destination, deliveries: list[Delivery]) -> N
             d.response = f"EventId {entry.get('EventId', '')}"
 
 
-def s3_key(destination: Destination, region: str) -> str:
-    """GuardDuty's publishing layout: <prefix>/AWSLogs/<account>/GuardDuty/<region>/<uuid>.jsonl.gz"""
+def s3_key(destination: Destination, region: str, now: dt.datetime) -> str:
+    """GuardDuty's export layout: <prefix>/AWSLogs/<account>/GuardDuty/<region>/YYYY/MM/DD/<uuid>.jsonl.gz"""
     prefix = ((destination.config or {}).get("prefix") or "").strip("/")
-    key = f"AWSLogs/{destination.account.aws_account_id}/GuardDuty/{region}/{uuid.uuid4()}.jsonl.gz"
+    key = (f"AWSLogs/{destination.account.aws_account_id}/GuardDuty/{region}/{now:%Y/%m/%d}/"
+           f"{uuid.uuid4()}.jsonl.gz")
     return f"{prefix}/{key}" if prefix else key
 
 
-def _send_s3(destination: Destination, deliveries: list[Delivery]) -> None:
-    """One gzip JSON Lines object per Region and batch, one finding per line."""
+def _put_jsonl(destination: Destination, region: str, details: list[dict[str, Any]], now: dt.datetime) -> str:
+    """Write findings as one gzip JSON Lines object (SSE-KMS with the destination's key if it has one);
+    returns its s3:// address."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket = (destination.config or {}).get("bucket")
+    config = destination.config or {}
+    buffer = io.BytesIO()
+    with gzip.GzipFile(fileobj=buffer, mode="wb") as gz:
+        for detail in details:
+            gz.write(json.dumps(detail, separators=(",", ":")).encode() + b"\n")
+    key = s3_key(destination, region, now)
+    params: dict[str, Any] = {"Bucket": config.get("bucket"), "Key": key, "Body": buffer.getvalue(),
+                              "ContentType": "application/x-ndjson"}
+    if config.get("kms_key_arn"):
+        params.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=config["kms_key_arn"])
+    if config.get("expected_bucket_owner"):
+        params["ExpectedBucketOwner"] = config["expected_bucket_owner"]
+    try:
+        _boto_client("s3", destination, region).put_object(**params)
+    except (BotoCoreError, ClientError) as exc:
+        raise DeliveryError(str(exc)[:500]) from exc
+    return f"s3://{config.get('bucket')}/{key}"
+
+
+def _send_s3(destination: Destination, deliveries: list[Delivery]) -> None:
+    """Queued events to S3 (the test button): one object per Region."""
     by_region: dict[str, list[Delivery]] = defaultdict(list)
     for d in deliveries:
         by_region[d.region or d.event.get("region", "")].append(d)
+    now = timezone.now()
     for region, group in by_region.items():
-        buffer = io.BytesIO()
-        with gzip.GzipFile(fileobj=buffer, mode="wb") as gz:
-            for d in group:
-                gz.write(json.dumps(d.event["detail"], separators=(",", ":")).encode() + b"\n")
-        key = s3_key(destination, region)
-        try:
-            _boto_client("s3", destination, region).put_object(
-                Bucket=bucket, Key=key, Body=buffer.getvalue(), ContentType="application/x-ndjson",
-                ContentEncoding="gzip")
-        except (BotoCoreError, ClientError) as exc:
-            raise DeliveryError(str(exc)[:500]) from exc
+        where = _put_jsonl(destination, region, [d.event["detail"] for d in group], now)
         for d in group:
-            d.response = f"s3://{bucket}/{key}"
+            d.response = where
+
+
+# --- the S3 export ---------------------------------------------------------------------------
+
+def _export_queryset(destination: Destination, until: dt.datetime) -> QuerySet[Finding]:
+    """Active findings of the destination's domain changed since its watermark, matching its filter."""
+    findings = Finding.objects.filter(account_id__in=domain_account_ids(destination.account), archived=False,
+                                      severity__gte=destination.min_severity, updated_at__lte=until)
+    if destination.detector_id is not None:
+        findings = findings.filter(region=destination.detector.region)
+    if destination.exported_until is not None:
+        findings = findings.filter(updated_at__gt=destination.exported_until)
+    if destination.criteria:
+        findings = findings.filter(fc.criteria_q(destination.criteria, allow_matches=True))
+    return findings.select_related("account", "detector").order_by("updated_at", "id")
+
+
+def destination_export(*, destination: Destination, until: dt.datetime | None = None) -> int:
+    """Export what changed since the last run up to `until`; returns how many findings were written.
+
+    Each object written is logged as an EXPORT delivery. A failure leaves the watermark where it was
+    (the next run writes everything again from there, so nothing is lost) and marks the destination
+    failing with the time of the first failure, which GuardDuty reports as
+    PublishingFailureStartTimestamp."""
+    until = until or timezone.now() - SETTLE
+    if not destination.enabled or destination.kind != Destination.Kind.S3:
+        return 0
+    written, logged = 0, []
+    buffers: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def flush(region: str) -> None:
+        details = buffers.pop(region)
+        where = _put_jsonl(destination, region, details, until)
+        logged.append(Delivery(destination=destination, kind=Delivery.Kind.EXPORT, region=region,
+                               status=Delivery.Status.DELIVERED, attempts=1, next_attempt_at=until,
+                               delivered_at=timezone.now(), response=where,
+                               event={"object": where, "findings": len(details)}))
+
+    try:
+        for finding in _export_queryset(destination, until).iterator(chunk_size=1000):
+            buffers[finding.region].append(finding_to_guardduty(finding))
+            written += 1
+            if len(buffers[finding.region]) >= EXPORT_OBJECT_MAX:
+                flush(finding.region)
+        for region in list(buffers):
+            flush(region)
+        if not written:
+            # Verify the destination even when there is nothing to send (GuardDuty's PENDING_VERIFICATION).
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            bucket = (destination.config or {}).get("bucket")
+            region = destination.detector.region if destination.detector_id else ""
+            try:
+                _boto_client("s3", destination, region).head_bucket(Bucket=bucket)
+            except (BotoCoreError, ClientError) as exc:
+                raise DeliveryError(f"Bucket {bucket}: {exc}"[:500]) from exc
+    except DeliveryError as exc:
+        log.warning("Export to destination %s failed: %s", destination.pk, exc)
+        Delivery.objects.bulk_create(logged)
+        _mark_failing(destination, exc, now=timezone.now())
+        return 0
+    Delivery.objects.bulk_create(logged)
+    Destination.objects.filter(pk=destination.pk).update(
+        exported_until=until, last_success_at=timezone.now(), status=Destination.Status.OK, failing_since=None,
+        last_error="")
+    return written
+
+
+def _export_due(now: dt.datetime) -> QuerySet[Destination]:
+    return (Destination.objects.filter(kind=Destination.Kind.S3, enabled=True)
+            .filter(Q(exported_until__isnull=True) | Q(exported_until__lte=now - SETTLE - EXPORT_INTERVAL))
+            .select_related("account", "detector"))
 
 
 # --- destinations (services and selectors) ---------------------------------------------------
 
 def destination_list(*, actor: Any) -> QuerySet[Destination]:
-    return Destination.objects.filter(account__in=access.accounts_visible_to(user=actor)).select_related("account")
+    return (Destination.objects.filter(account__in=access.accounts_visible_to(user=actor))
+            .select_related("account", "detector"))
 
 
 def destination_get(*, actor: Any, pk: int) -> Destination:
@@ -241,56 +352,104 @@ def _validate_destination(*, kind: str, url: str, config: Mapping[str, Any], min
         allow_http = getattr(settings, "VIGIL_DESTINATIONS_ALLOW_HTTP", settings.DEBUG)
         if parts.scheme not in (("https", "http") if allow_http else ("https",)) or not parts.hostname:
             raise ServiceError("A webhook URL must be an https:// URL.")
-    if kind == Destination.Kind.S3 and not (config or {}).get("bucket"):
-        raise ServiceError("An S3 destination needs a bucket.")
+    if kind == Destination.Kind.S3:
+        config = config or {}
+        if not re.match(BUCKET_RE, str(config.get("bucket") or "")):
+            raise ServiceError("An S3 destination needs a bucket name (3-63 lower-case letters, digits, '.', '-').")
+        if config.get("kms_key_arn") and not re.match(KMS_ARN_RE, str(config["kms_key_arn"])):
+            raise ServiceError("A KMS key ARN is required, e.g. arn:aws:kms:us-east-1:123456789012:key/1234abcd-….")
+        if config.get("expected_bucket_owner") and not re.fullmatch(r"\d{12}", str(config["expected_bucket_owner"])):
+            raise ServiceError("The expected bucket owner is a 12-digit AWS account id.")
     return fc.validate(criteria or {}, allow_matches=True) if criteria else {}
+
+
+def _require_admin(actor: Any, account: Account, detector: Detector | None) -> Account:
+    """Who manages a destination: an account's admins set its own detector's export (GuardDuty lets
+    every account choose its export location); other destinations belong to the managing account."""
+    if detector is not None:
+        access.require_role(actor, detector.account, access.ADMIN_ROLES, what="set the findings export location")
+        return detector.account
+    return access.require_manager_role(actor, account, access.ADMIN_ROLES, what="manage finding destinations")
+
+
+def _schedule_export(destination: Destination) -> None:
+    """Verify a new or changed S3 destination (and export what is due) once the write commits."""
+    if destination.kind == Destination.Kind.S3:
+        from findings.tasks import export_findings_task
+
+        export_findings_task.delay_on_commit(destination.pk)
 
 
 @transaction.atomic
 def destination_create(*, actor: Any, account: Account, name: str, kind: str, url: str = "",
                        config: Mapping[str, Any] | None = None, min_severity: float = 1.0,
-                       criteria: Mapping[str, Any] | None = None, enabled: bool = True) -> Destination:
-    """Destinations belong to an administrator account (or a standalone one) and cover its members."""
-    manager = access.require_manager_role(actor, account, access.ADMIN_ROLES, what="manage finding destinations")
+                       criteria: Mapping[str, Any] | None = None, enabled: bool = True,
+                       detector: Detector | None = None, tags: Mapping[str, str] | None = None) -> Destination:
+    """Destinations belong to an administrator account (or a standalone one) and cover its members;
+    one bound to a `detector` is that detector's S3 export (GuardDuty's publishing destination)."""
+    owner = _require_admin(actor, account, detector)
     if not (name or "").strip():
         raise ServiceError("A destination needs a name.")
     validated = _validate_destination(kind=kind, url=url, config=config or {}, min_severity=min_severity,
                                       criteria=criteria)
-    if Destination.objects.filter(account=manager, name=name).exists():
+    if detector is not None:
+        if kind != Destination.Kind.S3:
+            raise ServiceError("A detector's publishing destination is an S3 export.")
+        if Destination.objects.select_for_update().filter(detector=detector).exists():
+            raise ConflictError("This detector already has a publishing destination (the limit is one).")
+    if Destination.objects.filter(account=owner, name=name).exists():
         raise ServiceError(f"A destination named {name} already exists.", code="conflict")
-    destination = Destination.objects.create(account=manager, name=name.strip()[:100], kind=kind, url=url,
+    destination = Destination.objects.create(account=owner, name=name.strip()[:100], kind=kind, url=url,
                                              config=dict(config or {}), min_severity=float(min_severity),
-                                             criteria=validated, enabled=enabled)
-    audit_record(account=manager, actor=actor, action="destination.created", target=name, kind=kind)
+                                             criteria=validated, enabled=enabled, detector=detector,
+                                             tags=dict(tags or {}))
+    audit_record(account=owner, actor=actor, action="destination.created", target=destination.name, kind=kind,
+                 destination_id=destination.destination_id, region=detector.region if detector else "")
+    _schedule_export(destination)
     return destination
 
 
 @transaction.atomic
 def destination_update(*, actor: Any, destination: Destination, **changes: Any) -> Destination:
-    access.require_manager_role(actor, destination.account, access.ADMIN_ROLES, what="manage finding destinations")
+    """Change name, url, config, min_severity, criteria, enabled or tags. A changed S3 location is
+    verified again (GuardDuty's PENDING_VERIFICATION until the bucket answers)."""
+    _require_admin(actor, destination.account, destination.detector)
+    destination = Destination.objects.select_for_update().select_related("account", "detector").get(
+        pk=destination.pk)
     fields = {k: changes.get(k, getattr(destination, k))
-              for k in ("name", "url", "config", "min_severity", "criteria", "enabled")}
+              for k in ("name", "url", "config", "min_severity", "criteria", "enabled", "tags")}
     validated = _validate_destination(kind=destination.kind, url=fields["url"], config=fields["config"],
                                       min_severity=fields["min_severity"], criteria=fields["criteria"])
+    changed = {k for k, v in {**fields, "criteria": validated}.items() if getattr(destination, k) != v}
+    if not changed:
+        return destination
     for key, value in {**fields, "criteria": validated}.items():
         setattr(destination, key, value)
+    if destination.kind == Destination.Kind.S3 and changed & {"config", "enabled"}:
+        destination.last_success_at, destination.status = None, Destination.Status.OK
+        destination.failing_since, destination.last_error = None, ""
     destination.save()
-    audit_record(account=destination.account, actor=actor, action="destination.updated", target=destination.name)
+    audit_record(account=destination.account, actor=actor, action="destination.updated", target=destination.name,
+                 changed=sorted(changed))
+    if changed - {"tags", "name"}:
+        _schedule_export(destination)
     return destination
 
 
 @transaction.atomic
 def destination_delete(*, actor: Any, destination: Destination) -> None:
-    access.require_manager_role(actor, destination.account, access.ADMIN_ROLES, what="manage finding destinations")
-    audit_record(account=destination.account, actor=actor, action="destination.deleted", target=destination.name)
+    _require_admin(actor, destination.account, destination.detector)
+    audit_record(account=destination.account, actor=actor, action="destination.deleted", target=destination.name,
+                 destination_id=destination.destination_id)
     destination.delete()
 
 
 def destination_test(*, actor: Any, destination: Destination) -> Delivery:
     """Send one sample event now (a `[SAMPLE]` finding) and return the logged attempt."""
-    access.require_manager_role(actor, destination.account, access.ADMIN_ROLES, what="test finding destinations")
+    _require_admin(actor, destination.account, destination.detector)
     now = timezone.now()
-    region = (destination.config or {}).get("region") or settings.VIGIL_REGIONS[0]
+    region = ((destination.config or {}).get("region") or (destination.detector.region if destination.detector_id
+                                                           else settings.VIGIL_REGIONS[0]))
     detail = {
         "schemaVersion": "2.0", "accountId": destination.account.aws_account_id, "region": region,
         "partition": "aws", "id": uuid.uuid4().hex, "type": "Recon:EC2/PortProbeUnprotectedPort", "severity": 2.0,
@@ -368,8 +527,9 @@ def publish_due(*, now: dt.datetime | None = None, limit: int = 2000) -> int:
         with transaction.atomic():
             manager = access.managing_account(finding.account)
             if manager.id not in destinations:
+                # S3 exports read the findings table themselves (destination_export).
                 destinations[manager.id] = list(Destination.objects.filter(account=manager, enabled=True)
-                                                .select_related("account"))
+                                                .exclude(kind=Destination.Kind.S3).select_related("account"))
             values = fc.finding_values(finding)
             wanted = [d for d in destinations[manager.id] if _wants(d, finding, values)]
             if wanted:
@@ -443,19 +603,31 @@ def _attempt(destination: Destination, deliveries: list[Delivery], *, now: dt.da
                                                  error=str(failure))
     rest = [d.pk for d in deliveries if d.pk != failed.pk and d not in sent]
     Delivery.objects.filter(pk__in=rest).update(next_attempt_at=retry_at)
-    Destination.objects.filter(pk=destination.pk).update(last_error=f"{failure} (retry at {retry_at:%H:%M:%S})")
-    Destination.objects.filter(pk=destination.pk).exclude(status=Destination.Status.QUEUE_FULL).update(
-        status=Destination.Status.FAILING)
-    Destination.objects.filter(pk=destination.pk, failing_since__isnull=True).update(failing_since=now)
+    _mark_failing(destination, f"{failure} (retry at {retry_at:%H:%M:%S})", now=now)
     return False
 
 
+def _mark_failing(destination: Destination, error: Any, *, now: dt.datetime) -> None:
+    """Show the failure on the destination, keeping the time of the first one (a full queue stays
+    the more urgent status)."""
+    Destination.objects.filter(pk=destination.pk).update(last_error=str(error)[:1000])
+    Destination.objects.filter(pk=destination.pk).exclude(status=Destination.Status.QUEUE_FULL).update(
+        status=Destination.Status.FAILING)
+    Destination.objects.filter(pk=destination.pk, failing_since__isnull=True).update(failing_since=now)
+
+
 def deliver_due(*, now: dt.datetime | None = None) -> dict[str, int]:
-    """Send every due delivery, destination by destination. Returns counts for logging and tests."""
+    """Send every due delivery and run every due S3 export, destination by destination, each in its
+    own error boundary. Returns counts for logging and tests."""
     now = now or timezone.now()
+    outcome = {"delivered": 0, "failed_destinations": 0}
+    for destination in _export_due(now):
+        written = destination_export(destination=destination, until=now - SETTLE)
+        outcome["delivered"] += written
+        if Destination.objects.filter(pk=destination.pk, status=Destination.Status.FAILING).exists():
+            outcome["failed_destinations"] += 1
     due = (Delivery.objects.filter(status=Delivery.Status.PENDING, next_attempt_at__lte=now)
            .values_list("destination_id", flat=True).distinct())
-    outcome = {"delivered": 0, "failed_destinations": 0}
     for destination in Destination.objects.filter(pk__in=list(due)).select_related("account"):
         batch = list(Delivery.objects.filter(destination=destination, status=Delivery.Status.PENDING,
                                              next_attempt_at__lte=now).order_by("created_at", "id")[:BATCH])

@@ -81,8 +81,18 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
+def new_destination_id() -> str:
+    return secrets.token_hex(16)
+
+
 class Destination(models.Model):
-    """Where an administrator account's findings are sent (EventBridge-format events)."""
+    """Where an account's findings go: EventBridge-format events (webhook, Slack, EventBridge) or the
+    S3 export of active findings (gzip'd JSON Lines).
+
+    One model for the console's destinations and GuardDuty's publishing destinations: a destination
+    bound to a detector is GuardDuty's (CreatePublishingDestination; one per detector, that detector's
+    Region only, addressed by `destination_id`); gdapi.publishing adapts it to GuardDuty's shapes.
+    """
 
     class Kind(models.TextChoices):
         WEBHOOK = "webhook", "HTTPS webhook (HMAC-signed)"
@@ -100,8 +110,15 @@ class Destination(models.Model):
     kind = models.CharField(max_length=12, choices=Kind.choices)
     url = models.URLField(max_length=2048, blank=True)
     secret = models.CharField(max_length=64, default=new_secret)
-    # eventbridge: region, event_bus_name, endpoint_url; s3: bucket, prefix, region, endpoint_url.
+    # eventbridge: region, event_bus_name, endpoint_url; s3: bucket, prefix, region, endpoint_url,
+    # kms_key_arn, expected_bucket_owner, partition.
     config = models.JSONField(default=dict, blank=True)
+    # GuardDuty's DestinationId (every destination has one, so the API can name any of them).
+    destination_id = models.CharField(max_length=32, unique=True, default=new_destination_id)
+    # Set for GuardDuty's publishing destinations: only this detector's Region is exported.
+    detector = models.ForeignKey("accounts.Detector", null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="finding_destinations")
+    tags = models.JSONField(default=dict, blank=True)  # GuardDuty TagResource on publishing destinations
     min_severity = models.FloatField(default=1.0, validators=[MinValueValidator(1.0), MaxValueValidator(10.0)])
     criteria = models.JSONField(default=dict, blank=True)
     enabled = models.BooleanField(default=True)
@@ -111,14 +128,31 @@ class Destination(models.Model):
     last_success_at = models.DateTimeField(null=True, blank=True)
     # Events refused because the queue was full (visible on the page; never silently lost).
     refused_count = models.BigIntegerField(default=0)
+    # S3 export: active findings updated up to this instant are exported (the findings table is the
+    # queue, so an export that is down loses nothing and grows nothing).
+    exported_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name", "id"]
-        constraints = [models.UniqueConstraint(fields=["account", "name"], name="uniq_destination_account_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "name"], name="uniq_destination_account_name"),
+            # GuardDuty's limit: one publishing destination per detector.
+            models.UniqueConstraint(fields=["detector"], condition=Q(detector__isnull=False),
+                                    name="uniq_destination_detector"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind}) of {self.account.aws_account_id}"
+
+    @property
+    def export_status(self) -> str:
+        """GuardDuty's publishing-destination status, derived from the delivery state."""
+        if not self.enabled:
+            return "STOPPED"
+        if self.status == self.Status.FAILING:
+            return "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY"
+        return "PUBLISHING" if self.last_success_at else "PENDING_VERIFICATION"
 
 
 class Delivery(models.Model):
@@ -133,6 +167,7 @@ class Delivery(models.Model):
         NEW = "NEW"
         UPDATED = "UPDATED"
         TEST = "TEST"
+        EXPORT = "EXPORT"  # one S3 object of the export (event holds its key and finding count)
 
     destination = models.ForeignKey(Destination, on_delete=models.CASCADE, related_name="deliveries")
     finding = models.ForeignKey("findings.Finding", null=True, blank=True, on_delete=models.SET_NULL)

@@ -128,7 +128,7 @@ def filter_columns(resource: dict[str, Any], service: dict[str, Any]) -> dict[st
 _COLUMNS = [
     "finding_id", "account_id", "detector_id", "partition", "region", "type", "severity", "severity_level", "title",
     "description", "resource_type", "resource", "service", "evidence_events", "fingerprint", "count", "first_seen",
-    "last_seen", "created_at", "updated_at", "archived", "feedback", "is_sample", "action_type", "resource_role",
+    "last_seen", "created_at", "updated_at", "archived", "suppressed", "feedback", "is_sample", "action_type", "resource_role",
     "resource_id", "instance_id", "access_key_id", "principal_id", "user_name", "bucket_name", "remote_ip", "domain",
     "api", "threat_list_name",
 ]
@@ -175,7 +175,7 @@ def _upsert_sql(rows: int) -> str:
         f"severity = {greatest}({table}.severity, excluded.severity), "
         f"severity_level = {greatest}({table}.severity_level, excluded.severity_level), "
         f"{latest}, evidence_events = {evidence} "
-        f"RETURNING id, account_id, fingerprint, finding_id, archived"
+        f"RETURNING id, account_id, fingerprint, finding_id, suppressed"
     )
 
 
@@ -231,6 +231,7 @@ def _row(draft: FindingDraft, *, now: datetime, archived: bool) -> list[Any]:
         "created_at": ops.adapt_datetimefield_value(now),
         "updated_at": ops.adapt_datetimefield_value(now),
         "archived": archived,
+        "suppressed": archived,  # only a suppression rule archives a finding as it is created
         "feedback": "",
         "is_sample": draft.is_sample,
         **columns,
@@ -262,10 +263,13 @@ def findings_upsert_many(*, drafts: Iterable[FindingDraft], now: datetime | None
             rows = [_row(d, now=now, archived=suppressed[start + i]) for i, d in enumerate(chunk)]
             proposed = {(d.account_id, d.fingerprint): row[0] for d, row in zip(chunk, rows, strict=True)}
             cursor.execute(_upsert_sql(len(rows)), [v for row in rows for v in row])
-            for pk, account_id, fingerprint, finding_id, archived in cursor.fetchall():
+            for pk, account_id, fingerprint, finding_id, suppressed_row in cursor.fetchall():
                 created = proposed.get((account_id, fingerprint)) == finding_id
                 (result.created if created else result.updated).append(pk)
-                if not archived:
+                # GuardDuty: a suppressed finding and its later occurrences are never published; one
+                # an analyst archived by hand still has its occurrences published (event destinations;
+                # the S3 export skips every archived finding).
+                if not suppressed_row:
                     kind = FindingPublication.Kind.NEW if created else FindingPublication.Kind.UPDATED
                     publications.append(FindingPublication(finding_id=pk, kind=kind))
     # One pending row per finding and kind: a finding updated many times before publishing is sent once.

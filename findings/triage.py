@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts import access
 from accounts.events import audit_record
@@ -30,7 +31,11 @@ def findings_set_archived(*, actor: Any, findings: list[Finding], archived: bool
                                     what="archive findings" if archived else "unarchive findings")
     ids = [f.id for f in findings if f.archived != archived]
     if ids:
-        Finding.objects.filter(id__in=ids).update(archived=archived)
+        # Unarchived, a finding is active again: no longer suppressed (its later occurrences are
+        # published) and updated now, so the S3 export picks it up (GuardDuty exports a finding
+        # once it is unarchived).
+        reactivated = {} if archived else {"suppressed": False, "updated_at": timezone.now()}
+        Finding.objects.filter(id__in=ids).update(archived=archived, **reactivated)
     for account in _accounts(findings).values():
         changed = [f.finding_id for f in findings if f.account_id == account.id and f.id in set(ids)]
         if changed:

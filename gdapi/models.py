@@ -32,37 +32,3 @@ class AccessKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
-
-
-def new_destination_id() -> str:
-    import secrets
-
-    return secrets.token_hex(16)
-
-
-class PublishingDestination(models.Model):
-    """GuardDuty's publishing destination: active findings of a detector (and of its associated
-    members, for an administrator) exported to S3 as gzip'd JSON Lines, encrypted with a KMS key."""
-
-    class Status(models.TextChoices):
-        PENDING_VERIFICATION = "PENDING_VERIFICATION"
-        PUBLISHING = "PUBLISHING"
-        UNABLE_TO_PUBLISH = "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY"
-        STOPPED = "STOPPED"
-
-    destination_id = models.CharField(max_length=32, unique=True, default=new_destination_id)
-    detector = models.OneToOneField("accounts.Detector", on_delete=models.CASCADE, related_name="publishing_destination")
-    destination_arn = models.CharField(max_length=1100)
-    kms_key_arn = models.CharField(max_length=2048)
-    expected_bucket_owner = models.CharField(max_length=12, blank=True)
-    status = models.CharField(max_length=48, choices=Status.choices, default=Status.PENDING_VERIFICATION)
-    failure_started_at = models.DateTimeField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
-    # Findings updated after this instant are not exported yet.
-    exported_until = models.DateTimeField(null=True, blank=True)
-    tags = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"{self.destination_arn} ({self.status})"

@@ -5,14 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from gdapi import publishing
-from gdapi.models import PublishingDestination
 from gdapi.operations import tags
 from gdapi.operations.base import Context, operation, paginate
-
-
-def _properties(destination: PublishingDestination) -> dict[str, Any]:
-    return {"DestinationArn": destination.destination_arn, "KmsKeyArn": destination.kms_key_arn,
-            "ExpectedBucketOwner": destination.expected_bucket_owner or None}
 
 
 @operation("CreatePublishingDestination")
@@ -32,11 +26,11 @@ def describe_publishing_destination(ctx: Context, params: dict[str, Any]) -> dic
     detector = ctx.detector(params["DetectorId"])
     destination = publishing.destination_get(actor=ctx.user, detector=detector,
                                              destination_id=params["DestinationId"])
-    failure = destination.failure_started_at
-    return {"DestinationId": destination.destination_id, "DestinationType": "S3", "Status": destination.status,
+    failure = publishing.failure_started(destination)
+    return {"DestinationId": destination.destination_id, "DestinationType": "S3", "Status": destination.export_status,
             # Epoch milliseconds; GuardDuty answers 0 when publishing has not failed.
             "PublishingFailureStartTimestamp": int(failure.timestamp() * 1000) if failure else 0,
-            "DestinationProperties": _properties(destination), "Tags": destination.tags or None}
+            "DestinationProperties": publishing.properties(destination), "Tags": destination.tags or None}
 
 
 @operation("UpdatePublishingDestination")
@@ -60,7 +54,7 @@ def delete_publishing_destination(ctx: Context, params: dict[str, Any]) -> dict[
 def list_publishing_destinations(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     detector = ctx.detector(params["DetectorId"])
     page, token = paginate(list(publishing.destination_list(actor=ctx.user, detector=detector)), params)
-    return {"Destinations": [{"DestinationId": d.destination_id, "DestinationType": "S3", "Status": d.status}
+    return {"Destinations": [{"DestinationId": d.destination_id, "DestinationType": "S3", "Status": d.export_status}
                              for d in page], "NextToken": token}
 
 

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Detector
 from console.errors import PermissionDeniedError, ServiceError
-from findings import notifications
+from findings import notifications, triage
 from findings.models import FindingPublication
 from findings.rules_models import Delivery, Destination
 from tests.findings.util import PORT_PROBE, SSH_BRUTE, make_finding
@@ -202,6 +202,50 @@ def test_updates_wait_for_the_publishing_frequency(org, receiver):
     assert events[-1]["detail"]["service"]["count"] == 4
 
 
+def test_archived_by_hand_updates_follow_the_frequency_but_suppressed_ones_never_go_out(org, receiver):
+    """GuardDuty (reference 7.1): later occurrences of a finding archived by hand are still sent at the
+    publishing frequency; those of a suppressed (auto-archived) finding never are."""
+    admin_account, admin_user, member_account, _ = org
+    Detector.objects.filter(account=admin_account).update(finding_publishing_frequency="FIFTEEN_MINUTES")
+    _webhook(org, receiver.url)
+    from findings.rules import filter_create
+
+    filter_create(actor=admin_user, account=admin_account, name="quiet-ssh", action="ARCHIVE",
+                  criteria={"Criterion": {"resource.instanceDetails.instanceId": {"Equals": ["i-quiet"]}}})
+    t0 = timezone.now()
+    by_hand = make_finding(member_account, key="by-hand", at=t0, now=t0)
+    suppressed = make_finding(member_account, finding_type=SSH_BRUTE, instance="i-quiet", key="quiet", at=t0, now=t0)
+    assert suppressed.archived and suppressed.suppressed
+    notifications.publish_due(now=t0)
+    notifications.deliver_due(now=t0)
+    assert [json.loads(r["body"])["detail"]["id"] for r in receiver.requests] == [by_hand.finding_id]
+
+    triage.findings_set_archived(actor=admin_user, findings=[by_hand], archived=True)
+    by_hand.refresh_from_db()
+    assert by_hand.archived and not by_hand.suppressed
+    for minute in (1, 2):
+        at = t0 + timedelta(minutes=minute)
+        make_finding(member_account, key="by-hand", at=at, now=at)
+        make_finding(member_account, finding_type=SSH_BRUTE, instance="i-quiet", key="quiet", at=at, now=at)
+    # One pending update, for the finding archived by hand only; due after the 15 minutes.
+    assert list(FindingPublication.objects.filter(published_at__isnull=True).values_list("finding_id", "kind")) == [
+        (by_hand.pk, "UPDATED")]
+    assert notifications.publish_due(now=t0 + timedelta(minutes=10)) == 0
+    assert notifications.publish_due(now=t0 + timedelta(minutes=17)) == 1
+    notifications.deliver_due(now=t0 + timedelta(minutes=17))
+    events = [json.loads(r["body"]) for r in receiver.requests]
+    assert [e["detail"]["id"] for e in events] == [by_hand.finding_id, by_hand.finding_id]
+    assert events[-1]["detail"]["service"]["archived"] is True and events[-1]["detail"]["service"]["count"] == 3
+    suppressed.refresh_from_db()
+    assert suppressed.count == 3 and not suppressed.publications.exists()
+
+    # Unarchived, a suppressed finding is an ordinary one again: its next occurrences are published.
+    assert triage.findings_set_archived(actor=admin_user, findings=[suppressed], archived=False) == 1
+    at = t0 + timedelta(minutes=20)
+    make_finding(member_account, finding_type=SSH_BRUTE, instance="i-quiet", key="quiet", at=at, now=at)
+    assert FindingPublication.objects.filter(finding=suppressed, published_at__isnull=True).count() == 1
+
+
 def test_slack_destination_gets_a_chat_message(org, receiver):
     _, _, member_account, _ = org
     _webhook(org, receiver.url, kind="slack")
@@ -257,25 +301,72 @@ def aws_env(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
 
 
-def test_s3_export_writes_gzipped_json_lines_in_guardduty_layout(org, moto_server, aws_env):
+def test_s3_export_writes_gzipped_json_lines_in_guardduty_layout(org, moto_server, aws_env,
+                                                                 django_capture_on_commit_callbacks):
     import boto3
 
     admin_account, admin_user, member_account, _ = org
     s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
     s3.create_bucket(Bucket="findings-export")
-    notifications.destination_create(actor=admin_user, account=admin_account, name="export", kind="s3",
-                                     config={"bucket": "findings-export", "prefix": "gd/",
-                                             "endpoint_url": moto_server})
-    findings = [make_finding(member_account), make_finding(member_account, region="eu-west-1")]
+    with django_capture_on_commit_callbacks(execute=True):  # the verification export runs on commit
+        destination = notifications.destination_create(
+            actor=admin_user, account=admin_account, name="export", kind="s3",
+            config={"bucket": "findings-export", "prefix": "gd/", "endpoint_url": moto_server})
+    destination.refresh_from_db()
+    assert destination.export_status == "PUBLISHING"  # the bucket answered when verified on creation
+    findings = [make_finding(member_account), make_finding(member_account, region="eu-west-1"),
+                make_finding(member_account, finding_type=SSH_BRUTE)]
+    archived = findings.pop()
+    triage.findings_set_archived(actor=admin_user, findings=[archived], archived=True)
     notifications.publish_due()
-    assert notifications.deliver_due()["delivered"] == 2
+    assert not Delivery.objects.filter(destination=destination).exclude(kind="EXPORT").exists()  # no event queue
+    # Not due until the export interval has passed since the verification run.
+    assert notifications.deliver_due()["delivered"] == 0
+    destination.refresh_from_db()
+    until = timezone.now()
+    assert notifications.destination_export(destination=destination, until=until) == 2  # archived: never
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="findings-export")["Contents"])
     assert len(keys) == 2
     for key in keys:
         assert key.startswith(f"gd/AWSLogs/{admin_account.aws_account_id}/GuardDuty/") and key.endswith(".jsonl.gz")
+        assert f"/{until:%Y/%m/%d}/" in key
     body = s3.get_object(Bucket="findings-export", Key=next(k for k in keys if "/eu-west-1/" in k))["Body"].read()
     lines = gzip.decompress(body).decode().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [findings[1].finding_id]
+    assert Delivery.objects.filter(destination=destination, kind="EXPORT").count() == 2  # the delivery log
+
+    # Unarchived, a finding is active again and goes out with the next export; nothing else does.
+    archived.refresh_from_db()
+    assert triage.findings_set_archived(actor=admin_user, findings=[archived], archived=False) == 1
+    destination.refresh_from_db()
+    assert notifications.destination_export(destination=destination, until=timezone.now()) == 1
+    later = timezone.now() + notifications.SETTLE + notifications.EXPORT_INTERVAL
+    assert notifications.deliver_due(now=later) == {"delivered": 0, "failed_destinations": 0}
+
+
+def test_s3_export_down_loses_nothing_and_recovers(org, moto_server, aws_env, django_capture_on_commit_callbacks):
+    import boto3
+
+    admin_account, admin_user, member_account, _ = org
+    s3 = boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1")
+    with django_capture_on_commit_callbacks(execute=True):
+        destination = notifications.destination_create(
+            actor=admin_user, account=admin_account, name="export", kind="s3",
+            config={"bucket": "not-yet-there", "endpoint_url": moto_server})
+    destination.refresh_from_db()
+    assert destination.status == Destination.Status.FAILING and destination.failing_since is not None
+    assert destination.export_status == "UNABLE_TO_PUBLISH_FIX_DESTINATION_PROPERTY"
+    finding = make_finding(member_account)
+    later = timezone.now() + notifications.SETTLE + notifications.EXPORT_INTERVAL
+    outcome = notifications.deliver_due(now=later)
+    assert outcome == {"delivered": 0, "failed_destinations": 1}
+    s3.create_bucket(Bucket="not-yet-there")
+    assert notifications.deliver_due(now=later + timedelta(seconds=30))["delivered"] == 1
+    destination.refresh_from_db()
+    assert destination.status == Destination.Status.OK and destination.failing_since is None
+    key = s3.list_objects_v2(Bucket="not-yet-there")["Contents"][0]["Key"]
+    body = s3.get_object(Bucket="not-yet-there", Key=key)["Body"].read()
+    assert json.loads(gzip.decompress(body))["id"] == finding.finding_id
 
 
 def test_eventbridge_put_events_reaches_the_bus(org, moto_server, aws_env):

@@ -14,9 +14,9 @@ from django.utils import timezone
 
 from accounts.models import Member
 from findings.models import Finding
-from gdapi.models import PublishingDestination
+from findings.notifications import destination_export
+from findings.rules_models import Destination
 from gdapi.protocol import from_wire
-from gdapi.publishing import destination_export
 
 KMS = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
@@ -55,15 +55,16 @@ def test_export_to_s3(principal_factory, make_client, s3):
             "DestinationArn": "arn:aws:s3:::vigil-lists/other", "KmsKeyArn": KMS})
     assert one_only.value.response["Error"]["Code"] == "BadRequestException"
 
-    destination = PublishingDestination.objects.get(destination_id=destination_id)
+    destination = Destination.objects.get(destination_id=destination_id)
     later = timezone.now() + dt.timedelta(seconds=1)
-    assert destination_export(destination_id=destination.id, now=later) == 2
+    assert destination_export(destination=destination, until=later) == 2
     prefix = f"exports/AWSLogs/{admin.account.aws_account_id}/GuardDuty/us-east-1/{later:%Y/%m/%d}/"
     exported = _exported(s3, prefix)
     assert {f["type"] for f in exported} == {"Recon:EC2/PortProbeUnprotectedPort", "Policy:IAMUser/RootCredentialUsage"}
     assert all(from_wire("Finding", f)["Id"] for f in exported)  # GuardDuty's GetFindings shape
     # Nothing changed since: no new object.
-    assert destination_export(destination_id=destination.id, now=later + dt.timedelta(seconds=1)) == 0
+    destination.refresh_from_db()
+    assert destination_export(destination=destination, until=later + dt.timedelta(seconds=1)) == 0
     assert len(_exported(s3, "exports/")) == 2
 
     # The member cannot see or change the administrator's destination through its own detector.
