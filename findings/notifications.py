@@ -414,7 +414,7 @@ def destination_update(*, actor: Any, destination: Destination, **changes: Any) 
     """Change name, url, config, min_severity, criteria, enabled or tags. A changed S3 location is
     verified again (GuardDuty's PENDING_VERIFICATION until the bucket answers)."""
     _require_admin(actor, destination.account, destination.detector)
-    destination = Destination.objects.select_for_update().select_related("account", "detector").get(
+    destination = Destination.objects.select_for_update(of=("self",)).select_related("account", "detector").get(
         pk=destination.pk)
     fields = {k: changes.get(k, getattr(destination, k))
               for k in ("name", "url", "config", "min_severity", "criteria", "enabled", "tags")}

@@ -423,6 +423,9 @@ def proposal_decide(request: HttpRequest, pk: int) -> HttpResponse:
 
 # --- destinations ----------------------------------------------------------------------------
 
+# Form fields stored in Destination.config (which apply depends on the kind).
+CONFIG_FIELDS = ("bucket", "prefix", "kms_key_arn", "expected_bucket_owner", "region", "event_bus_name", "endpoint_url")
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def destination_list(request: HttpRequest) -> HttpResponse:
@@ -439,8 +442,7 @@ def destination_list(request: HttpRequest) -> HttpResponse:
                 raise ServiceError("Choose the account the destination belongs to.")
             raw = (request.POST.get("criteria") or "").strip()
             criteria = json.loads(raw) if raw else {}
-            config = {k: request.POST.get(k, "").strip() for k in ("bucket", "prefix", "region", "event_bus_name",
-                                                                   "endpoint_url") if request.POST.get(k, "").strip()}
+            config = {k: request.POST.get(k, "").strip() for k in CONFIG_FIELDS if request.POST.get(k, "").strip()}
             destination = notifications.destination_create(
                 actor=request.user, account=account, name=(request.POST.get("name") or "").strip(),
                 kind=request.POST.get("kind") or "", url=(request.POST.get("url") or "").strip(), config=config,

@@ -59,11 +59,14 @@ class FilterPreviewInput(serializers.Serializer):
 
 class DestinationOutput(serializers.ModelSerializer):
     account_id = serializers.CharField(source="account.aws_account_id")
+    region = serializers.CharField(source="detector.region", allow_null=True, default=None,
+                                   help_text="Set for a detector's S3 export (GuardDuty publishing destination).")
 
     class Meta:
         model = Destination
-        fields = ["id", "account_id", "name", "kind", "url", "config", "min_severity", "criteria", "enabled", "status",
-                  "last_error", "failing_since", "last_success_at", "refused_count", "created_at"]
+        fields = ["id", "destination_id", "account_id", "region", "name", "kind", "url", "config", "min_severity",
+                  "criteria", "enabled", "status", "export_status", "last_error", "failing_since", "last_success_at",
+                  "refused_count", "exported_until", "tags", "created_at"]
 
 
 class DestinationInput(serializers.Serializer):

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -195,35 +197,78 @@ def _csv_safe(value: str) -> str:
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
-class FilterListApi(APIView):
-    @extend_schema(responses=s.FilterOutput(many=True))
+@dataclass(frozen=True)
+class Resource:
+    """A collection the API lists, creates, reads, changes and deletes through its services."""
+
+    output: type[serializers.Serializer]
+    input: type[serializers.Serializer]
+    list: Callable[..., QuerySet]  # (actor) -> rows the actor may see
+    get: Callable[..., Any]  # (actor, pk) -> row, or NotFoundError
+    create: Callable[..., Any]  # (actor, account, **fields)
+    update: Callable[..., Any]  # (actor, item, **changes)
+    delete: Callable[..., None]  # (actor, item)
+    fixed: tuple[str, ...] = ("account_id",)  # fields a PATCH may not change
+
+
+class ResourceListApi(APIView):
+    resource: Resource
+
     def get(self, request: Request) -> Response:
-        return Response(s.FilterOutput(rules.filter_list(actor=request.user), many=True).data)
+        return Response(self.resource.output(self.resource.list(actor=request.user), many=True).data)
 
-    @extend_schema(request=s.FilterInput, responses={201: s.FilterOutput})
     def post(self, request: Request) -> Response:
-        data = dict(validated(s.FilterInput, request.data))
+        data = dict(validated(self.resource.input, request.data))
         account = _account(request, data.pop("account_id", None))
-        saved = rules.filter_create(actor=request.user, account=account, **data)
-        return Response(s.FilterOutput(saved).data, status=status.HTTP_201_CREATED)
+        item = self.resource.create(actor=request.user, account=account, **data)
+        return Response(self.resource.output(item).data, status=status.HTTP_201_CREATED)
 
 
-class FilterDetailApi(APIView):
-    @extend_schema(responses=s.FilterOutput)
+class ResourceDetailApi(APIView):
+    resource: Resource
+
     def get(self, request: Request, pk: int) -> Response:
-        return Response(s.FilterOutput(rules.filter_get(actor=request.user, pk=pk)).data)
+        return Response(self.resource.output(self.resource.get(actor=request.user, pk=pk)).data)
 
-    @extend_schema(request=s.FilterInput, responses=s.FilterOutput)
     def patch(self, request: Request, pk: int) -> Response:
-        saved = rules.filter_get(actor=request.user, pk=pk)
-        data = dict(validated(s.FilterInput, request.data, partial=True))
-        data.pop("account_id", None)
-        return Response(s.FilterOutput(rules.filter_update(actor=request.user, saved_filter=saved, **data)).data)
+        item = self.resource.get(actor=request.user, pk=pk)
+        data = {k: v for k, v in validated(self.resource.input, request.data, partial=True).items()
+                if k not in self.resource.fixed}
+        return Response(self.resource.output(self.resource.update(actor=request.user, item=item, **data)).data)
 
-    @extend_schema(responses={204: None})
     def delete(self, request: Request, pk: int) -> Response:
-        rules.filter_delete(actor=request.user, saved_filter=rules.filter_get(actor=request.user, pk=pk))
+        self.resource.delete(actor=request.user, item=self.resource.get(actor=request.user, pk=pk))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def resource_views(name: str, resource: Resource) -> tuple[type[APIView], type[APIView]]:
+    """The list and detail API classes of a resource, with its serializers in the OpenAPI schema."""
+    list_api = extend_schema_view(
+        get=extend_schema(responses=resource.output(many=True)),
+        post=extend_schema(request=resource.input, responses={201: resource.output}),
+    )(type(f"{name}ListApi", (ResourceListApi,), {"resource": resource}))
+    detail_api = extend_schema_view(
+        get=extend_schema(responses=resource.output),
+        patch=extend_schema(request=resource.input, responses=resource.output),
+        delete=extend_schema(responses={204: None}),
+    )(type(f"{name}DetailApi", (ResourceDetailApi,), {"resource": resource}))
+    return list_api, detail_api
+
+
+FilterListApi, FilterDetailApi = resource_views("Filter", Resource(
+    output=s.FilterOutput, input=s.FilterInput, list=rules.filter_list, get=rules.filter_get,
+    create=rules.filter_create,
+    update=lambda *, actor, item, **changes: rules.filter_update(actor=actor, saved_filter=item, **changes),
+    delete=lambda *, actor, item: rules.filter_delete(actor=actor, saved_filter=item),
+))
+DestinationListApi, DestinationDetailApi = resource_views("Destination", Resource(
+    output=s.DestinationOutput, input=s.DestinationInput, list=notifications.destination_list,
+    get=notifications.destination_get, create=notifications.destination_create,
+    update=lambda *, actor, item, **changes: notifications.destination_update(actor=actor, destination=item,
+                                                                             **changes),
+    delete=lambda *, actor, item: notifications.destination_delete(actor=actor, destination=item),
+    fixed=("account_id", "kind"),
+))
 
 
 class FilterPreviewApi(APIView):
@@ -232,40 +277,6 @@ class FilterPreviewApi(APIView):
         data = validated(s.FilterPreviewInput, request.data)
         account = access.access_account_by_aws_id(request.user, data["account_id"])
         return Response({"count": rules.filter_preview(actor=request.user, account=account, criteria=data["criteria"])})
-
-
-class DestinationListApi(APIView):
-    @extend_schema(responses=s.DestinationOutput(many=True))
-    def get(self, request: Request) -> Response:
-        return Response(s.DestinationOutput(notifications.destination_list(actor=request.user), many=True).data)
-
-    @extend_schema(request=s.DestinationInput, responses={201: s.DestinationOutput})
-    def post(self, request: Request) -> Response:
-        data = dict(validated(s.DestinationInput, request.data))
-        account = _account(request, data.pop("account_id", None))
-        destination = notifications.destination_create(actor=request.user, account=account, **data)
-        return Response(s.DestinationOutput(destination).data, status=status.HTTP_201_CREATED)
-
-
-class DestinationDetailApi(APIView):
-    @extend_schema(responses=s.DestinationOutput)
-    def get(self, request: Request, pk: int) -> Response:
-        return Response(s.DestinationOutput(notifications.destination_get(actor=request.user, pk=pk)).data)
-
-    @extend_schema(request=s.DestinationInput, responses=s.DestinationOutput)
-    def patch(self, request: Request, pk: int) -> Response:
-        destination = notifications.destination_get(actor=request.user, pk=pk)
-        data = dict(validated(s.DestinationInput, request.data, partial=True))
-        data.pop("account_id", None)
-        data.pop("kind", None)
-        destination = notifications.destination_update(actor=request.user, destination=destination, **data)
-        return Response(s.DestinationOutput(destination).data)
-
-    @extend_schema(responses={204: None})
-    def delete(self, request: Request, pk: int) -> Response:
-        destination = notifications.destination_get(actor=request.user, pk=pk)
-        notifications.destination_delete(actor=request.user, destination=destination)
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class DestinationTestApi(APIView):

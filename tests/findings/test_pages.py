@@ -217,3 +217,32 @@ def test_samples_one_of_each_type_marked_as_samples(client, org):
 def test_home_redirects_to_findings(client, org):
     client.force_login(org["admin"])
     assert client.get("/")["Location"] == reverse("findings:list")
+
+
+def test_destinations_pages_show_the_guardduty_export_beside_console_destinations(client, org):
+    """One list: a publishing destination made through the GuardDuty API is a destination like the others."""
+    from findings.rules_models import Destination
+    from gdapi import publishing
+
+    detector = org["admin_account"].detectors.get()
+    kms = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    exported = publishing.destination_create(actor=org["admin"], detector=detector, kms_key_arn=kms,
+                                             destination_arn="arn:aws:s3:::gd-export/findings/", tags={"team": "sec"})
+    client.force_login(org["admin"])
+    response = client.post(reverse("findings:destinations"), {
+        "account": org["admin_account"].id, "name": "archive", "kind": "s3", "bucket": "console-export",
+        "kms_key_arn": kms, "expected_bucket_owner": "111122223333", "min_severity": "4"})
+    assert response.status_code == 302
+    console = Destination.objects.get(name="archive")
+    assert console.detector is None and console.config == {
+        "bucket": "console-export", "kms_key_arn": kms, "expected_bucket_owner": "111122223333"}
+    assert publishing.properties(exported) == {"DestinationArn": "arn:aws:s3:::gd-export/findings/", "KmsKeyArn": kms,
+                                               "ExpectedBucketOwner": None}
+    listing = client.get(reverse("findings:destinations")).content.decode()
+    assert exported.name in listing and "archive" in listing
+    detail = client.get(reverse("findings:destination", args=[exported.pk])).content.decode()
+    assert exported.destination_id in detail and detector.detector_id in detail and "team=sec" in detail
+    assert "PENDING_VERIFICATION" in detail  # not verified yet: the export task runs on commit
+    # The member's people see neither (the administrator's destinations are its own).
+    client.force_login(org["member"])
+    assert client.get(reverse("findings:destination", args=[exported.pk])).status_code == 404
