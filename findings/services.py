@@ -112,7 +112,9 @@ def filter_columns(resource: dict[str, Any], service: dict[str, Any]) -> dict[st
     return {
         "action_type": str(action.get("actionType") or "")[:32],
         "resource_role": str(service.get("resourceRole") or "")[:8],
-        "resource_id": str(instance_id or access_key_id or bucket or _dig(resource, "accessKeyDetails", "userName") or "")[:256],
+        # The resource the finding is about: an S3 finding names its bucket even when the caller's key is known.
+        "resource_id": str((bucket if resource.get("resourceType") == "S3Bucket" else "") or instance_id
+                           or access_key_id or bucket or _dig(resource, "accessKeyDetails", "userName") or "")[:256],
         "instance_id": str(instance_id)[:32],
         "access_key_id": str(access_key_id)[:128],
         "principal_id": str(_dig(resource, "accessKeyDetails", "principalId") or "")[:256],

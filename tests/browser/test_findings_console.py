@@ -99,6 +99,8 @@ def test_suppress_like_this_then_a_new_matching_finding_arrives_archived(page, o
     assert arrived.archived
     page.goto(page.base_url + "/findings/?status=archived")
     assert _row_ids(page) == [arrived.finding_id]
+    # Told apart from findings archived by hand: a suppressed one is never published.
+    assert "suppressed" in page.locator(f"tr[data-finding='{arrived.finding_id}']").inner_text()
 
 
 def test_a_new_finding_appears_live_behind_a_marker(page, org, settings):

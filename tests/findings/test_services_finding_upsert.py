@@ -142,3 +142,16 @@ def test_concurrent_upserts_add_up(factory):
     finding = Finding.objects.get()
     assert finding.count == 4 * 5 * 2
     assert connection.vendor in {"sqlite", "postgresql"}
+
+
+def test_an_s3_finding_names_its_bucket_as_the_resource_even_with_the_callers_key():
+    from findings.services import filter_columns
+
+    resource = {"resourceType": "S3Bucket", "accessKeyDetails": {"accessKeyId": "ASIAEXAMPLE", "userName": "bob"},
+                "s3BucketDetails": [{"name": "acme-backups"}]}
+    columns = filter_columns(resource, {})
+    assert (columns["resource_id"], columns["bucket_name"], columns["access_key_id"]) == (
+        "acme-backups", "acme-backups", "ASIAEXAMPLE")
+    key_finding = filter_columns({"resourceType": "AccessKey", "accessKeyDetails": {"accessKeyId": "ASIAEXAMPLE"},
+                                  "s3BucketDetails": [{"name": "acme-backups"}]}, {})
+    assert key_finding["resource_id"] == "ASIAEXAMPLE"
