@@ -309,10 +309,15 @@ def destination_export(*, destination: Destination, until: dt.datetime | None = 
                 _boto_client("s3", destination, region).head_bucket(Bucket=bucket)
             except (BotoCoreError, ClientError) as exc:
                 raise DeliveryError(f"Bucket {bucket}: {exc}"[:500]) from exc
-    except DeliveryError as exc:
-        log.warning("Export to destination %s failed: %s", destination.pk, exc)
+    except Exception as exc:
+        # Any failure stays with this destination: deliver_due goes on with the others.
+        if isinstance(exc, DeliveryError):
+            log.warning("Export to destination %s failed: %s", destination.pk, exc)
+        else:
+            log.exception("Export to destination %s failed", destination.pk)
         Delivery.objects.bulk_create(logged)
-        _mark_failing(destination, exc, now=timezone.now())
+        _mark_failing(destination, exc if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}",
+                      now=timezone.now())
         return 0
     Delivery.objects.bulk_create(logged)
     Destination.objects.filter(pk=destination.pk).update(
