@@ -27,7 +27,7 @@ T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 GiB = 1024**3
 
 CHILD = r"""
-import io, json, resource, sys
+import io, json, sys
 sys.path.insert(0, ".")
 from ingest.parsers import ParseStats, UnreadableObject
 from ingest.parsers.cloudtrail import iter_cloudtrail
@@ -53,7 +53,10 @@ for name, (parser, byte, prefix) in cases.items():
     except UnreadableObject as exc:
         out[name] = {"refused": True, "reason": exc.reason, "compressed": compressed}
     del body
-out["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so it would report the forking
+# parent's size (pytest's, after a whole suite) instead of this process's own peak.
+with open("/proc/self/status") as status:
+    out["peak_rss"] = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
 print(json.dumps(out))
 """
 
