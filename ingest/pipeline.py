@@ -73,7 +73,13 @@ def sniff_kind(head: bytes) -> str | None:
 def scrub_nul(frame: pl.DataFrame) -> pl.DataFrame:
     """PostgreSQL text and jsonb cannot hold NUL: one escaped \u0000 in a log field would fail the
     whole object's transaction. Replace it (U+FFFD) in every text column before anything is stored."""
-    return frame.with_columns(pl.col(pl.String).str.replace_all("\x00", "\ufffd", literal=True))
+    # NUL is rare: a read-only scan finds the columns holding one, and only those are rewritten
+    # (rewriting every text column of every frame cost 4-5 % of the ingest time).
+    found = frame.select(pl.col(pl.String).str.contains("\x00", literal=True).any())
+    dirty = [name for name, value in zip(found.columns, found.row(0), strict=True) if value] if found.width else []
+    if not dirty:
+        return frame
+    return frame.with_columns(pl.col(dirty).str.replace_all("\x00", "\ufffd", literal=True))
 
 
 @dataclass

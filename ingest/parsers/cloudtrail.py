@@ -26,24 +26,26 @@ _RECORD_START = b'{"eventVersion":'
 
 # Nested structs default to an empty instance (msgspec calls the factory only when the key is
 # missing), so columns are read with C-level attrgetter chains instead of per-event Python.
-class SessionIssuer(msgspec.Struct):
+# gc=False: the structs hold only strings, flags and other structs (no cycles), so the cyclic
+# collector never needs to track, and later rescan, the millions of them a large object decodes.
+class SessionIssuer(msgspec.Struct, gc=False):
     type: str | None = None
     userName: str | None = None
     arn: str | None = None
 
 
-class SessionAttributes(msgspec.Struct):
+class SessionAttributes(msgspec.Struct, gc=False):
     mfaAuthenticated: str | bool | None = None
 
 
-class SessionContext(msgspec.Struct):
+class SessionContext(msgspec.Struct, gc=False):
     sessionIssuer: SessionIssuer | None = msgspec.field(default_factory=SessionIssuer)
     attributes: SessionAttributes | None = msgspec.field(default_factory=SessionAttributes)
     # Short-term, task-scoped root sessions (sts:AssumeRoot) carry "assumedRoot": "true".
     assumedRoot: str | bool | None = None
 
 
-class UserIdentity(msgspec.Struct):
+class UserIdentity(msgspec.Struct, gc=False):
     type: str | None = None
     principalId: str | None = None
     arn: str | None = None
@@ -57,7 +59,7 @@ class UserIdentity(msgspec.Struct):
 _NULL = msgspec.Raw(b"null")
 
 
-class Event(msgspec.Struct):
+class Event(msgspec.Struct, gc=False):
     eventTime: str | None = None
     eventSource: str | None = None
     eventName: str | None = None
@@ -80,11 +82,11 @@ class Event(msgspec.Struct):
     atTimestamp: str | None = msgspec.field(default=None, name="@timestamp")
 
 
-class Envelope(msgspec.Struct):
+class Envelope(msgspec.Struct, gc=False):
     Records: list[Event]
 
 
-class RawEnvelope(msgspec.Struct):
+class RawEnvelope(msgspec.Struct, gc=False):
     Records: list[msgspec.Raw]
 
 
@@ -264,8 +266,10 @@ def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = 
         else:
             raise UnreadableObject("not CloudTrail JSON: expected an object or an array")
         stats.records += len(events)
-        if events:
-            yield events_to_frame(events)
+        frame = events_to_frame(events) if events else None
+        del events, data
+    if frame is not None:
+        yield frame
 
 
 def _counted_whole(chunks: Iterator[bytes], stats: ParseStats) -> Iterator[bytes]:
@@ -298,8 +302,12 @@ def _stream_records(first: bytes, chunks: Iterator[bytes], stats: ParseStats) ->
 
 
 def _batch(body: bytes, stats: ParseStats) -> Iterator[pl.DataFrame]:
+    # The pause ends before the frame is yielded: the rules run with the collector on, and the
+    # decoded events are freed first (untracked structs: nothing for the collector to scan).
     with gc_paused():
         events = _decode_records(b"[" + body + b"]", stats, bare=True)
         stats.records += len(events)
-        if events:
-            yield events_to_frame(events)
+        frame = events_to_frame(events) if events else None
+        del events
+    if frame is not None:
+        yield frame

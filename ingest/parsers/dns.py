@@ -20,12 +20,13 @@ from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, gc_paused,
 from ingest.parsers.cloudtrail import parse_times
 
 
-class SrcIds(msgspec.Struct):
+# gc=False: strings only, no cycles: the collector need not track (and rescan) every query.
+class SrcIds(msgspec.Struct, gc=False):
     instance: str | None = None
     resource: str | None = None
 
 
-class Query(msgspec.Struct):
+class Query(msgspec.Struct, gc=False):
     query_timestamp: str | None = None
     query_name: str | None = None
     query_type: str | None = None
@@ -58,7 +59,7 @@ def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_B
         if first and not batch.lstrip().startswith(b"{"):
             raise UnreadableObject("not a Route 53 Resolver query log: expected JSON lines")
         first = False
-        with gc_paused():
+        with gc_paused():  # ends before the yield: the rules run with the collector on
             try:
                 queries = _decode_lines(batch)
             except (msgspec.DecodeError, UnicodeDecodeError):
@@ -68,8 +69,10 @@ def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_B
             queries = [q for q in queries if (q.query_name and q.query_timestamp and len(q.query_name) <= MAX_NAME_CHARS)
                        or stats.bad(msgspec.json.encode(q))]
             stats.records += len(queries)
-            if queries:
-                yield _frame(queries)
+            frame = _frame(queries) if queries else None
+            del queries
+        if frame is not None:
+            yield frame
 
 
 def _one_by_one(batch: bytes, stats: ParseStats) -> list[Query]:

@@ -46,6 +46,13 @@ def is_public(col: str | pl.Expr) -> pl.Expr:
     return ~is_private(col)
 
 
+def private_addresses(frame: pl.DataFrame, columns: tuple[str, ...], test: Any) -> pl.Series:
+    """The distinct values of `columns` for which `test` (an address column -> bool Expr) holds,
+    imploded for `is_in`: one regex per distinct address instead of one per row."""
+    values = pl.concat([frame[c] for c in columns]).drop_nulls().unique()
+    return values.filter(pl.select(test(pl.lit(values)).fill_null(False)).to_series()).implode()
+
+
 def orient(frame: pl.DataFrame) -> pl.DataFrame:
     """Add local/remote addresses and ports, direction, initiator and resource_key (see module doc)."""
     if frame.is_empty():
@@ -53,7 +60,10 @@ def orient(frame: pl.DataFrame) -> pl.DataFrame:
             *(pl.lit(None, dtype=pl.String).alias(c) for c in ("local", "remote", "direction", "resource_key")),
             *(pl.lit(None, dtype=pl.Int64).alias(c) for c in ("local_port", "remote_port")),
             pl.lit(None, dtype=pl.Boolean).alias("initiator"))
-    src_priv, dst_priv = is_private("srcaddr"), is_private("dstaddr")
+    # A frame has few distinct addresses (hosts talk to the same peers): test each once, then a
+    # hash lookup per row (the two regexes per row cost more than the rest of orient).
+    private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
+    src_priv, dst_priv = pl.col("srcaddr").is_in(private), pl.col("dstaddr").is_in(private)
     frame = frame.with_columns(
         pl.when(pl.col("flow_direction") == "egress").then(True)
         .when(pl.col("flow_direction") == "ingress").then(False)
@@ -63,10 +73,12 @@ def orient(frame: pl.DataFrame) -> pl.DataFrame:
     ambiguous = frame.filter(pl.col("_src_local").is_null())
     if not ambiguous.is_empty():
         # Both sides private (VPC-internal) or both public (IPv6): the interface's own address is the
-        # one it sees most often, counted over the whole frame.
+        # one it sees most often, counted over the whole frame. Only the ambiguous rows' addresses
+        # are looked up, so only theirs are counted (the frame's other rows are filtered out first).
+        wanted = pl.concat([ambiguous["srcaddr"], ambiguous["dstaddr"]]).unique().implode()
         seen = pl.concat([
-            frame.select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")),
-            frame.select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")),
+            frame.filter(pl.col("srcaddr").is_in(wanted)).select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")),
+            frame.filter(pl.col("dstaddr").is_in(wanted)).select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")),
         ]).group_by("interface_id", "addr").len("_n")
         ambiguous = (ambiguous
                      .join(seen.rename({"addr": "srcaddr", "_n": "_src_n"}), on=["interface_id", "srcaddr"], how="left",
