@@ -16,7 +16,17 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import ParseStats, UnreadableObject, check_buffer, counted, cut_at_last, gc_paused, read_chunks
+from ingest.parsers import (
+    JSON_NUL,
+    ParseStats,
+    UnreadableObject,
+    check_buffer,
+    counted,
+    cut_at_last,
+    gc_paused,
+    read_chunks,
+    scrub_nul,
+)
 
 # 8 MB of JSON (~7k events) per batch: big enough for vectorised rules, small enough that decoded
 # structs, the frame and the text stay well under 200 MB for any object size.
@@ -267,9 +277,9 @@ def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = 
             raise UnreadableObject("not CloudTrail JSON: expected an object or an array")
         stats.records += len(events)
         frame = events_to_frame(events) if events else None
-        del events, data
+        del events
     if frame is not None:
-        yield frame
+        yield scrub_nul(frame) if JSON_NUL in data else frame
 
 
 def _counted_whole(chunks: Iterator[bytes], stats: ParseStats) -> Iterator[bytes]:
@@ -310,4 +320,4 @@ def _batch(body: bytes, stats: ParseStats) -> Iterator[pl.DataFrame]:
         frame = events_to_frame(events) if events else None
         del events
     if frame is not None:
-        yield frame
+        yield scrub_nul(frame) if JSON_NUL in body else frame

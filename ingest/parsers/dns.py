@@ -16,7 +16,7 @@ from typing import IO
 import msgspec
 import polars as pl
 
-from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, gc_paused, line_batches
+from ingest.parsers import CHUNK_BYTES, JSON_NUL, ParseStats, UnreadableObject, gc_paused, line_batches, scrub_nul
 from ingest.parsers.cloudtrail import parse_times
 
 
@@ -72,7 +72,7 @@ def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_B
             frame = _frame(queries) if queries else None
             del queries
         if frame is not None:
-            yield frame
+            yield scrub_nul(frame) if JSON_NUL in batch else frame
 
 
 def _one_by_one(batch: bytes, stats: ParseStats) -> list[Query]:
