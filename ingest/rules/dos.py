@@ -53,6 +53,8 @@ def denial_of_service(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detecti
     # A flood needs volume: only (interface, destination) pairs with a tenth of the threshold in this object.
     heavy = big.group_by("interface_id", "dstaddr").agg(pl.col("packets").sum().alias("_p")).filter(
         pl.col("_p") >= ctx.setting("min_packets") // 10)
+    if heavy.is_empty():  # the usual case: no join over the whole frame for nothing
+        return
     out = oriented(frame, ctx).join(heavy.select("interface_id", "dstaddr"), on=["interface_id", "dstaddr"],
                                     nulls_equal=True).filter(
         (pl.col("direction") == "OUTBOUND") & (pl.col("packets") > 0)
