@@ -97,7 +97,8 @@ def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
             .when(dst_private & ~src_private).then(pl.col("dstaddr")).alias("local"))
         ambiguous = frame.filter(pl.col("local").is_null())["interface_id"].unique()
         if len(ambiguous):
-            rows = frame.filter(pl.col("interface_id").is_in(ambiguous.implode()))
+            rows = frame.select("interface_id", "srcaddr", "dstaddr").filter(  # all _local_addresses reads
+                pl.col("interface_id").is_in(ambiguous.implode()))
             frequent = _local_addresses(rows).rename({"local": "_frequent"})
             frame = frame.join(frequent, on="interface_id", how="left").with_columns(
                 pl.coalesce("local", "_frequent").alias("local")).drop("_frequent")

@@ -53,8 +53,9 @@ def private_addresses(frame: pl.DataFrame, columns: tuple[str, ...], test: Any) 
     return values.filter(pl.select(test(pl.lit(values)).fill_null(False)).to_series()).implode()
 
 
-def orient(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add local/remote addresses and ports, direction, initiator and resource_key (see module doc)."""
+def orient(frame: pl.DataFrame, private: pl.Series | None = None) -> pl.DataFrame:
+    """Add local/remote addresses and ports, direction, initiator and resource_key (see module doc).
+    `private`: the frame's private addresses (`private_addresses`), when already known."""
     if frame.is_empty():
         return frame.with_columns(
             *(pl.lit(None, dtype=pl.String).alias(c) for c in ("local", "remote", "direction", "resource_key")),
@@ -62,7 +63,8 @@ def orient(frame: pl.DataFrame) -> pl.DataFrame:
             pl.lit(None, dtype=pl.Boolean).alias("initiator"))
     # A frame has few distinct addresses (hosts talk to the same peers): test each once, then a
     # hash lookup per row (the two regexes per row cost more than the rest of orient).
-    private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
+    if private is None:
+        private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
     src_priv, dst_priv = pl.col("srcaddr").is_in(private), pl.col("dstaddr").is_in(private)
     frame = frame.with_columns(
         pl.when(pl.col("flow_direction") == "egress").then(True)
@@ -106,8 +108,16 @@ def oriented(frame: pl.DataFrame, ctx: RuleContext) -> pl.DataFrame:
     (the interface's address counts need the whole frame, not a rule's subset)."""
     cache = ctx.__dict__.setdefault("_oriented", {})
     if cache.get("frame") is not frame:
-        cache["frame"], cache["value"] = frame, orient(frame)
+        private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
+        cache["frame"], cache["private"], cache["value"] = frame, private, orient(frame, private)
     return cache["value"]
+
+
+def is_public_remote(frame: pl.DataFrame, ctx: RuleContext) -> pl.Expr:
+    """`is_public("remote")` on `oriented(frame, ctx)`, as a lookup in the frame's private addresses
+    (computed once for orientation) instead of two regexes per row."""
+    oriented(frame, ctx)
+    return ~pl.col("remote").is_in(ctx.__dict__["_oriented"]["private"])
 
 
 # --- sliding windows in ctx.state ---------------------------------------------------------------
