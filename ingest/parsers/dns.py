@@ -19,7 +19,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from operator import attrgetter
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 import polars as pl
@@ -155,7 +155,7 @@ _decode_answers = msgspec.json.Decoder(_Answers).decode_lines
 _local = threading.local()
 
 
-def _duckdb() -> object:
+def _duckdb() -> Any:
     """One single-threaded DuckDB connection per process and thread (workers fork: never share)."""
     import duckdb
 
