@@ -18,7 +18,7 @@ import polars as pl
 
 from findings.catalog import CLOUD_TRAIL, DNS_LOGS, FLOW_LOGS, S3_LOGS
 from ingest.inventory import Inventory
-from ingest.parsers import ParseStats, UnreadableObject
+from ingest.parsers import ParseStats, UnreadableObject, scrub_nul
 from ingest.parsers.cloudtrail import iter_cloudtrail
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
@@ -70,12 +70,6 @@ def sniff_kind(head: bytes) -> str | None:
     return None
 
 
-def scrub_nul(frame: pl.DataFrame) -> pl.DataFrame:
-    """PostgreSQL text and jsonb cannot hold NUL: one escaped \u0000 in a log field would fail the
-    whole object's transaction. Replace it (U+FFFD) in every text column before anything is stored."""
-    return frame.with_columns(pl.col(pl.String).str.replace_all("\x00", "\ufffd", literal=True))
-
-
 @dataclass
 class ObjectResult:
     kind: str
@@ -109,8 +103,8 @@ class Pipeline:
 
     def process(self, kind: str, stream: IO[bytes], *, aws_account_id: str, region: str) -> ObjectResult:
         result = ObjectResult(kind)
+        # The parsers scrub NUL from their frames (ingest.parsers.scrub_nul) where the text has one.
         for frame in PARSERS[kind](stream, result.stats):
-            frame = scrub_nul(frame)
             self.process_frame(kind, frame, result, aws_account_id=aws_account_id, region=region)
         self._meter_bytes(result, region)
         return result
@@ -206,4 +200,5 @@ def iter_local_files(paths: list[str]) -> Iterator[str]:
             yield path
 
 
-__all__ = ["ObjectInfo", "ObjectResult", "Pipeline", "UnreadableObject", "classify_key", "iter_local_files", "sniff_kind"]
+__all__ = ["ObjectInfo", "ObjectResult", "Pipeline", "UnreadableObject", "classify_key", "iter_local_files",
+           "scrub_nul", "sniff_kind"]

@@ -31,6 +31,7 @@ from ingest.anomaly.config import AnomalyConfig
 from ingest.anomaly.detect import AnomalyFinding, profiled_summary
 from ingest.anomaly.features import network_of
 from ingest.anomaly.state import INSTANCE, Baselines, Profile
+from ingest.rules._net import private_addresses
 
 PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
 PORT_NAMES = {22: "SSH", 23: "Telnet", 25: "SMTP", 53: "DNS", 80: "HTTP", 389: "LDAP", 443: "HTTPS", 445: "SMB",
@@ -87,13 +88,17 @@ def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
     else:
         # An ENI's records carry its private address: when exactly one side is private, that side is
         # the instance. Otherwise (VPC-internal or odd records) the interface's most frequent address is.
-        src_private, dst_private = _private(pl.col("srcaddr")), _private(pl.col("dstaddr"))
+        # Tested once per distinct address, then looked up per row (a regex per row cost more).
+        private = private_addresses(frame, ("srcaddr", "dstaddr"), _private)
+        src_private = pl.col("srcaddr").is_in(private).fill_null(False)
+        dst_private = pl.col("dstaddr").is_in(private).fill_null(False)
         frame = frame.with_columns(
             pl.when(src_private & ~dst_private).then(pl.col("srcaddr"))
             .when(dst_private & ~src_private).then(pl.col("dstaddr")).alias("local"))
         ambiguous = frame.filter(pl.col("local").is_null())["interface_id"].unique()
         if len(ambiguous):
-            rows = frame.filter(pl.col("interface_id").is_in(ambiguous.implode()))
+            rows = frame.select("interface_id", "srcaddr", "dstaddr").filter(  # all _local_addresses reads
+                pl.col("interface_id").is_in(ambiguous.implode()))
             frequent = _local_addresses(rows).rename({"local": "_frequent"})
             frame = frame.join(frequent, on="interface_id", how="left").with_columns(
                 pl.coalesce("local", "_frequent").alias("local")).drop("_frequent")

@@ -2,7 +2,7 @@
 
 No ORM call per event: one INSERT … ON CONFLICT DO NOTHING for profiles never seen, one
 SELECT … FOR UPDATE for all the rows a frame touches (in primary-key order, so two workers lock
-in the same order and cannot deadlock), one bulk UPDATE of the changed rows. The caller's
+in the same order and cannot deadlock), one bulk upsert of the changed rows. The caller's
 transaction (the ingest object's) holds the locks until its findings are stored; a second worker
 touching the same principal waits, then reads the state the first one wrote: nothing is lost.
 """
@@ -60,9 +60,9 @@ def baselines_lock(*, idents: Iterable[Ident]) -> tuple[Baselines, dict[Ident, B
 
 
 def baselines_save(*, baselines: Baselines, rows: dict[Ident, Baseline]) -> int:
-    """Write back the profiles that changed (one bulk UPDATE)."""
+    """Write back the profiles that changed (one bulk upsert)."""
     changed = []
-    now = timezone.now()  # bulk_update does not apply auto_now
+    now = timezone.now()  # one timestamp for the whole write
     for ident, profile in baselines.dirty().items():
         row = rows.get(ident)
         if row is None:
@@ -76,8 +76,15 @@ def baselines_save(*, baselines: Baselines, rows: dict[Ident, Baseline]) -> int:
         row.updated_at = now
         profile.dirty = False
         changed.append(row)
-    Baseline.objects.bulk_update(changed, ["state", "first_seen", "last_seen", "active_hours", "principal_type",
-                                           "label", "updated_at"])
+    # The rows exist and are locked: an upsert on the unique key writes them in one INSERT … ON
+    # CONFLICT DO UPDATE. bulk_update's CASE WHEN expression per row and field cost more than the
+    # whole anomaly model (Django resolves each When in Python).
+    Baseline.objects.bulk_create(
+        [Baseline(account_id=row.account_id, kind=row.kind, key=row.key, state=row.state, first_seen=row.first_seen,
+                  last_seen=row.last_seen, active_hours=row.active_hours, principal_type=row.principal_type,
+                  label=row.label, updated_at=now) for row in changed],
+        update_conflicts=True, unique_fields=["account", "kind", "key"],
+        update_fields=["state", "first_seen", "last_seen", "active_hours", "principal_type", "label", "updated_at"])
     return len(changed)
 
 

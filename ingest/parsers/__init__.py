@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
+import polars as pl
 from isal import igzip, igzip_lib
 
 CHUNK_BYTES = 32 * 1024 * 1024
@@ -48,8 +49,23 @@ class ParseStats:
         self.malformed += count
         if len(self.malformed_samples) < MALFORMED_SAMPLES:
             text = sample.decode("utf-8", "replace") if isinstance(sample, bytes) else sample
-            # Samples are stored (jsonb): no NUL, as in ingest.pipeline.scrub_nul.
+            # Samples are stored (jsonb): no NUL, as in scrub_nul.
             self.malformed_samples.append(text[:SAMPLE_CHARS].replace("\x00", "\ufffd"))
+
+
+# How a NUL character can appear in a batch's text: escaped in JSON (a raw control character is
+# invalid JSON), as the byte itself in flow logs. A backslash-escaped "\\u0000" also matches: a
+# harmless extra scrub.
+JSON_NUL = b"\\u0000"
+RAW_NUL = b"\x00"
+
+
+def scrub_nul(frame: pl.DataFrame) -> pl.DataFrame:
+    """PostgreSQL text and jsonb cannot hold NUL: one escaped \u0000 in a log field would fail the
+    whole object's transaction. Replace it (U+FFFD) in every text column before anything is stored.
+    Parsers call it only for a batch whose text has a NUL (a memchr over the bytes, where scanning
+    every string of every frame cost 3-5 % of the ingest time)."""
+    return frame.with_columns(pl.col(pl.String).str.replace_all("\x00", "\ufffd", literal=True))
 
 
 @contextmanager

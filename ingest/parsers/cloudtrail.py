@@ -16,7 +16,17 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import ParseStats, UnreadableObject, check_buffer, counted, cut_at_last, gc_paused, read_chunks
+from ingest.parsers import (
+    JSON_NUL,
+    ParseStats,
+    UnreadableObject,
+    check_buffer,
+    counted,
+    cut_at_last,
+    gc_paused,
+    read_chunks,
+    scrub_nul,
+)
 
 # 8 MB of JSON (~7k events) per batch: big enough for vectorised rules, small enough that decoded
 # structs, the frame and the text stay well under 200 MB for any object size.
@@ -26,24 +36,26 @@ _RECORD_START = b'{"eventVersion":'
 
 # Nested structs default to an empty instance (msgspec calls the factory only when the key is
 # missing), so columns are read with C-level attrgetter chains instead of per-event Python.
-class SessionIssuer(msgspec.Struct):
+# gc=False: the structs hold only strings, flags and other structs (no cycles), so the cyclic
+# collector never needs to track, and later rescan, the millions of them a large object decodes.
+class SessionIssuer(msgspec.Struct, gc=False):
     type: str | None = None
     userName: str | None = None
     arn: str | None = None
 
 
-class SessionAttributes(msgspec.Struct):
+class SessionAttributes(msgspec.Struct, gc=False):
     mfaAuthenticated: str | bool | None = None
 
 
-class SessionContext(msgspec.Struct):
+class SessionContext(msgspec.Struct, gc=False):
     sessionIssuer: SessionIssuer | None = msgspec.field(default_factory=SessionIssuer)
     attributes: SessionAttributes | None = msgspec.field(default_factory=SessionAttributes)
     # Short-term, task-scoped root sessions (sts:AssumeRoot) carry "assumedRoot": "true".
     assumedRoot: str | bool | None = None
 
 
-class UserIdentity(msgspec.Struct):
+class UserIdentity(msgspec.Struct, gc=False):
     type: str | None = None
     principalId: str | None = None
     arn: str | None = None
@@ -57,7 +69,7 @@ class UserIdentity(msgspec.Struct):
 _NULL = msgspec.Raw(b"null")
 
 
-class Event(msgspec.Struct):
+class Event(msgspec.Struct, gc=False):
     eventTime: str | None = None
     eventSource: str | None = None
     eventName: str | None = None
@@ -80,11 +92,11 @@ class Event(msgspec.Struct):
     atTimestamp: str | None = msgspec.field(default=None, name="@timestamp")
 
 
-class Envelope(msgspec.Struct):
+class Envelope(msgspec.Struct, gc=False):
     Records: list[Event]
 
 
-class RawEnvelope(msgspec.Struct):
+class RawEnvelope(msgspec.Struct, gc=False):
     Records: list[msgspec.Raw]
 
 
@@ -159,8 +171,10 @@ def events_to_frame(events: list[Event]) -> pl.DataFrame:
     issuers = _column(contexts, "sessionIssuer")
     for name, attr in _ISSUER.items():
         columns[name] = _column(issuers, attr)
-    columns["ui_assumed_root"] = [None if v is None else v is True or str(v).lower() == "true"
-                                  for v in _column(contexts, "assumedRoot")]
+    roots = _column(contexts, "assumedRoot")
+    # Nearly always absent: C-level count instead of a Python test per event.
+    columns["ui_assumed_root"] = roots if roots.count(None) == len(roots) else [
+        None if v is None else v is True or str(v).lower() == "true" for v in roots]
     n = len(events)
     request: list[str | None] = [None] * n
     response: list[str | None] = [None] * n
@@ -173,7 +187,9 @@ def events_to_frame(events: list[Event]) -> pl.DataFrame:
             response[i] = _raw_text(event.responseElements)
             extra[i] = _raw_text(event.additionalEventData)
     columns["request_parameters"], columns["response_elements"], columns["additional_event_data"] = request, response, extra
-    times = [e.eventTime or e.atTimestamp for e in events]
+    times = list(map(attrgetter("eventTime"), events))
+    if not all(times):  # Logstash-style exports: the time is only in @timestamp
+        times = [e.eventTime or e.atTimestamp for e in events]
     frame = pl.DataFrame(columns, schema={k: v for k, v in SCHEMA.items() if k != "event_time"})
     return frame.with_columns(parse_times(pl.Series("event_time", times, pl.String))).select(list(SCHEMA))
 
@@ -264,8 +280,10 @@ def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = 
         else:
             raise UnreadableObject("not CloudTrail JSON: expected an object or an array")
         stats.records += len(events)
-        if events:
-            yield events_to_frame(events)
+        frame = events_to_frame(events) if events else None
+        del events
+    if frame is not None:
+        yield scrub_nul(frame) if JSON_NUL in data else frame
 
 
 def _counted_whole(chunks: Iterator[bytes], stats: ParseStats) -> Iterator[bytes]:
@@ -298,8 +316,12 @@ def _stream_records(first: bytes, chunks: Iterator[bytes], stats: ParseStats) ->
 
 
 def _batch(body: bytes, stats: ParseStats) -> Iterator[pl.DataFrame]:
+    # The pause ends before the frame is yielded: the rules run with the collector on, and the
+    # decoded events are freed first (untracked structs: nothing for the collector to scan).
     with gc_paused():
         events = _decode_records(b"[" + body + b"]", stats, bare=True)
         stats.records += len(events)
-        if events:
-            yield events_to_frame(events)
+        frame = events_to_frame(events) if events else None
+        del events
+    if frame is not None:
+        yield scrub_nul(frame) if JSON_NUL in body else frame

@@ -8,7 +8,7 @@ from typing import IO
 
 import polars as pl
 
-from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, line_batches
+from ingest.parsers import CHUNK_BYTES, RAW_NUL, ParseStats, UnreadableObject, line_batches, scrub_nul
 
 V2_FIELDS = [
     "version", "account-id", "interface-id", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "packets",
@@ -62,7 +62,8 @@ def iter_flow(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_
             else:
                 batch = batch[first_end + 1:] if first_end >= 0 else b""
         if batch.strip():
-            yield _frame(batch, fields, stats)
+            frame = _frame(batch, fields, stats)
+            yield scrub_nul(frame) if RAW_NUL in batch else frame
 
 
 def _frame(batch: bytes, fields: list[str], stats: ParseStats) -> pl.DataFrame:
@@ -75,16 +76,20 @@ def _frame(batch: bytes, fields: list[str], stats: ParseStats) -> pl.DataFrame:
         )
     except pl.exceptions.PolarsError as exc:
         raise UnreadableObject(f"not a VPC flow log: {exc}") from exc
-    status = frame["log_status"] if "log_status" in frame.columns else pl.Series([None] * frame.height, dtype=pl.String)
-    needed = pl.all_horizontal([pl.col(c.replace("-", "_")).is_not_null() for c in REQUIRED if c in fields])
-    skip = pl.Series(status).is_in(["NODATA", "SKIPDATA"]).fill_null(False)
-    frame = frame.with_columns(_ok=needed, _skip=skip)
-    bad = frame.filter(~pl.col("_ok") & ~pl.col("_skip"))
-    if bad.height:
-        for row in bad.head(3).drop("_ok", "_skip").iter_rows():
-            stats.bad(" ".join("-" if v is None else str(v) for v in row), 0)
-        stats.malformed += bad.height
-    frame = frame.filter(pl.col("_ok")).drop("_ok", "_skip")
+    # Null counts are kept with each column: when no required field is missing (the common case:
+    # no NODATA/SKIPDATA or broken rows) every row is kept, without building the masks below.
+    if any(frame[c.replace("-", "_")].null_count() for c in REQUIRED if c in fields):
+        status = (frame["log_status"] if "log_status" in frame.columns
+                  else pl.Series([None] * frame.height, dtype=pl.String))
+        needed = pl.all_horizontal([pl.col(c.replace("-", "_")).is_not_null() for c in REQUIRED if c in fields])
+        skip = pl.Series(status).is_in(["NODATA", "SKIPDATA"]).fill_null(False)
+        frame = frame.with_columns(_ok=needed, _skip=skip)
+        bad = frame.filter(~pl.col("_ok") & ~pl.col("_skip"))
+        if bad.height:
+            for row in bad.head(3).drop("_ok", "_skip").iter_rows():
+                stats.bad(" ".join("-" if v is None else str(v) for v in row), 0)
+            stats.malformed += bad.height
+        frame = frame.filter(pl.col("_ok")).drop("_ok", "_skip")
     stats.records += frame.height
     missing = [pl.lit(None, dtype=t).alias(c) for c, t in BASE_COLUMNS.items() if c not in frame.columns]
     if missing:

@@ -46,14 +46,26 @@ def is_public(col: str | pl.Expr) -> pl.Expr:
     return ~is_private(col)
 
 
-def orient(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add local/remote addresses and ports, direction, initiator and resource_key (see module doc)."""
+def private_addresses(frame: pl.DataFrame, columns: tuple[str, ...], test: Any) -> pl.Series:
+    """The distinct values of `columns` for which `test` (an address column -> bool Expr) holds,
+    imploded for `is_in`: one regex per distinct address instead of one per row."""
+    values = pl.concat([frame[c] for c in columns]).drop_nulls().unique()
+    return values.filter(pl.select(test(pl.lit(values)).fill_null(False)).to_series()).implode()
+
+
+def orient(frame: pl.DataFrame, private: pl.Series | None = None) -> pl.DataFrame:
+    """Add local/remote addresses and ports, direction, initiator and resource_key (see module doc).
+    `private`: the frame's private addresses (`private_addresses`), when already known."""
     if frame.is_empty():
         return frame.with_columns(
             *(pl.lit(None, dtype=pl.String).alias(c) for c in ("local", "remote", "direction", "resource_key")),
             *(pl.lit(None, dtype=pl.Int64).alias(c) for c in ("local_port", "remote_port")),
             pl.lit(None, dtype=pl.Boolean).alias("initiator"))
-    src_priv, dst_priv = is_private("srcaddr"), is_private("dstaddr")
+    # A frame has few distinct addresses (hosts talk to the same peers): test each once, then a
+    # hash lookup per row (the two regexes per row cost more than the rest of orient).
+    if private is None:
+        private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
+    src_priv, dst_priv = pl.col("srcaddr").is_in(private), pl.col("dstaddr").is_in(private)
     frame = frame.with_columns(
         pl.when(pl.col("flow_direction") == "egress").then(True)
         .when(pl.col("flow_direction") == "ingress").then(False)
@@ -63,10 +75,12 @@ def orient(frame: pl.DataFrame) -> pl.DataFrame:
     ambiguous = frame.filter(pl.col("_src_local").is_null())
     if not ambiguous.is_empty():
         # Both sides private (VPC-internal) or both public (IPv6): the interface's own address is the
-        # one it sees most often, counted over the whole frame.
+        # one it sees most often, counted over the whole frame. Only the ambiguous rows' addresses
+        # are looked up, so only theirs are counted (the frame's other rows are filtered out first).
+        wanted = pl.concat([ambiguous["srcaddr"], ambiguous["dstaddr"]]).unique().implode()
         seen = pl.concat([
-            frame.select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")),
-            frame.select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")),
+            frame.filter(pl.col("srcaddr").is_in(wanted)).select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")),
+            frame.filter(pl.col("dstaddr").is_in(wanted)).select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")),
         ]).group_by("interface_id", "addr").len("_n")
         ambiguous = (ambiguous
                      .join(seen.rename({"addr": "srcaddr", "_n": "_src_n"}), on=["interface_id", "srcaddr"], how="left",
@@ -94,8 +108,16 @@ def oriented(frame: pl.DataFrame, ctx: RuleContext) -> pl.DataFrame:
     (the interface's address counts need the whole frame, not a rule's subset)."""
     cache = ctx.__dict__.setdefault("_oriented", {})
     if cache.get("frame") is not frame:
-        cache["frame"], cache["value"] = frame, orient(frame)
+        private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
+        cache["frame"], cache["private"], cache["value"] = frame, private, orient(frame, private)
     return cache["value"]
+
+
+def is_public_remote(frame: pl.DataFrame, ctx: RuleContext) -> pl.Expr:
+    """`is_public("remote")` on `oriented(frame, ctx)`, as a lookup in the frame's private addresses
+    (computed once for orientation) instead of two regexes per row."""
+    oriented(frame, ctx)
+    return ~pl.col("remote").is_in(ctx.__dict__["_oriented"]["private"])
 
 
 # --- sliding windows in ctx.state ---------------------------------------------------------------

@@ -107,11 +107,13 @@ def _cases() -> list[Case]:
       state="per instance: the addresses it calls from (learned); per AWS or private address people called "
             "from: when (so a stolen session used from the same box is recognised)", history=True)
 def instance_credential_exfiltration(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    callers = frame.filter(by_caller())
+    # Calls made by a principal, tested together with each use's own condition: one filter each,
+    # no copy of every caller's row first.
+    caller = by_caller()
     window = timedelta(hours=ctx.setting("human_window_hours"))
     ranges = aws_ranges()
-    humans = _remember_people(callers, ctx, ranges)
-    sessions = callers.filter(pl.col("ui_type") == "AssumedRole").with_columns(
+    humans = _remember_people(frame, caller, ctx, ranges)
+    sessions = frame.filter(caller & (pl.col("ui_type") == "AssumedRole")).with_columns(
         pl.col("ui_arn").str.extract(INSTANCE_SESSION, 1).alias("instance")).filter(pl.col("instance").is_not_null())
     if sessions.is_empty():
         return
@@ -194,10 +196,10 @@ def instance_credential_exfiltration(frame: pl.DataFrame, ctx: RuleContext) -> I
         yield detection
 
 
-def _remember_people(callers: pl.DataFrame, ctx: RuleContext, ranges: Any) -> dict[str, str]:
+def _remember_people(frame: pl.DataFrame, caller: pl.Expr, ctx: RuleContext, ranges: Any) -> dict[str, str]:
     """Addresses people called from in this frame (AWS or private ones only: outside addresses are
     decided by the ranges alone), remembered in ctx.state with the last time."""
-    people = callers.filter(pl.col("ui_type").is_in(HUMAN_TYPES) & pl.col("source_ip").is_not_null()).group_by(
+    people = frame.filter(caller & pl.col("ui_type").is_in(HUMAN_TYPES) & pl.col("source_ip").is_not_null()).group_by(
         "source_ip").agg(pl.col("event_time").max())
     out: dict[str, str] = {}
     for ip, last in people.iter_rows():

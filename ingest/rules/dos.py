@@ -51,10 +51,21 @@ def denial_of_service(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detecti
     big = frame.filter((pl.col("packets") > 0)
                        & (pl.col("bytes") <= pl.col("packets") * ctx.setting("max_mean_packet_bytes")))
     # A flood needs volume: only (interface, destination) pairs with a tenth of the threshold in this object.
+    # A pair's packets are part of its destination's: destinations below the volume are dropped
+    # first (a one-column group-by), and only their rows are grouped per pair.
+    floor = ctx.setting("min_packets") // 10
+    loud = big.group_by("dstaddr").agg(pl.col("packets").sum().alias("_p")).filter(pl.col("_p") >= floor)
+    if loud.is_empty():  # the usual case: no join over the whole frame for nothing
+        return
+    big = big.filter(pl.col("dstaddr").is_in(loud["dstaddr"].implode(), nulls_equal=True))
     heavy = big.group_by("interface_id", "dstaddr").agg(pl.col("packets").sum().alias("_p")).filter(
-        pl.col("_p") >= ctx.setting("min_packets") // 10)
-    out = oriented(frame, ctx).join(heavy.select("interface_id", "dstaddr"), on=["interface_id", "dstaddr"],
-                                    nulls_equal=True).filter(
+        pl.col("_p") >= floor)
+    if heavy.is_empty():
+        return
+    # A semi join keeps the frame's row order; the destination test first leaves it few rows to probe.
+    out = oriented(frame, ctx).filter(pl.col("dstaddr").is_in(heavy["dstaddr"].implode(), nulls_equal=True)).join(
+        heavy.select("interface_id", "dstaddr"), on=["interface_id", "dstaddr"], how="semi",
+        nulls_equal=True).filter(
         (pl.col("direction") == "OUTBOUND") & (pl.col("packets") > 0)
         & (pl.col("bytes") <= pl.col("packets") * ctx.setting("max_mean_packet_bytes")))
     if out.is_empty():

@@ -13,7 +13,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, is_public, network_finding, oriented, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, is_public_remote, network_finding, oriented, window_fire
 
 SWEEP = "Impact:EC2/PortSweep"
 
@@ -41,7 +41,7 @@ CASES = [
 def port_sweep(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     probes = oriented(frame, ctx).filter(pl.col("protocol").is_in([6, 17]) & (
         (pl.col("packets") <= ctx.setting("max_probe_packets")) | (pl.col("action") == "REJECT"))).filter(
-        (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public("remote"))
+        (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx))
     probes = probes.with_columns(pl.concat_str("resource_key", pl.col("remote_port").cast(pl.String), separator="|")
                                  .alias("key"))
     wide = probes.group_by("key").agg(pl.col("remote").n_unique().alias("_n")).filter(

@@ -14,7 +14,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, is_public, network_finding, oriented, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, is_public_remote, network_finding, oriented, window_fire
 
 SPAMBOT = "Backdoor:EC2/Spambot"
 
@@ -38,7 +38,7 @@ CASES = [
       state="per instance: first port-25 activity (its history) and the hosts of the last window", history=True)
 def spambot(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     smtp = oriented(frame, ctx).filter((pl.col("dstport") == 25) & (pl.col("protocol") == 6)).filter(
-        (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public("remote"))
+        (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx))
     if smtp.is_empty():
         return
     smtp = smtp.with_columns(pl.col("resource_key").alias("key"))

@@ -16,7 +16,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, is_public, network_finding, oriented
+from ingest.rules._net import FLOW_EVIDENCE, is_public_remote, network_finding, oriented
 
 TYPES = {"DNS": "DefenseEvasion:EC2/UnusualDNSResolver", "DoH": "DefenseEvasion:EC2/UnusualDoHActivity",
          "DoT": "DefenseEvasion:EC2/UnusualDoTActivity"}
@@ -70,7 +70,7 @@ def unusual_resolver(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detectio
     kind = (pl.when(port == 53).then(pl.lit("DNS"))
             .when((port == 853) & (proto == 6)).then(pl.lit("DoT"))
             .when((port == 443) & pl.col("remote").is_in(ctx.setting("doh_servers"))).then(pl.lit("DoH")))
-    lookups = flows_.filter((pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public("remote")
+    lookups = flows_.filter((pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx)
                               & proto.is_in([6, 17])).with_columns(kind.alias("kind")).filter(
         pl.col("kind").is_not_null())
     if lookups.is_empty():
