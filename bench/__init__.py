@@ -2,15 +2,62 @@
 
 Each part registers functions with `@benchmark("name")`; a benchmark prints one line per measure:
 `bench <name> value=<v> unit=<u> baseline=<b> ratio=<v/b>`.
+
+TARGETS is the one table of what each line must reach (issue 10). `python -m bench` checks every
+line it printed against it and exits non-zero when a line misses half its target (the CI gate), so
+the printed figures and the gate cannot disagree.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 REGISTRY: dict[str, Callable[[str], None]] = {}
 PARTS = ("bench.intel", "bench.ingest", "bench.anomaly", "bench.findings", "bench.quality",
-         "bench.quality_cloudtrail")  # each part module registers itself on import
+         "bench.quality_cloudtrail", "bench.workers")  # each part module registers itself on import
+
+
+@dataclass(frozen=True)
+class Target:
+    """`on` the line's "ratio" or its "value"; `higher` True when more is better."""
+
+    goal: float
+    on: str = "ratio"
+    higher: bool = True
+
+    def met(self, ratio: float, value: float, slack: float = 1.0) -> bool:
+        """Reached within a factor `slack` (the gate passes slack=2: half the target)."""
+        measured = ratio if self.on == "ratio" else value
+        return measured >= self.goal / slack if self.higher else measured <= self.goal * slack
+
+    def describe(self) -> str:
+        return f"{self.on} {'>=' if self.higher else '<='} {self.goal:g}"
+
+
+_P95 = Target(150.0, on="value", higher=False)  # ms, every findings view (page and API)
+TARGETS: dict[str, Target] = {
+    "ingest.cloudtrail": Target(0.5),
+    "ingest.flow": Target(0.5),
+    "ingest.dns": Target(0.5),
+    "ingest.workers2": Target(1.8),
+    "intel.lookup": Target(15.0),
+    "objects.cloudtrail_small": Target(500.0, on="value"),  # objects/s with two workers
+    **{f"console.findings_p95.{surface}.{view}": _P95
+       for surface in ("page", "api") for view in ("default", "severity", "type", "account", "page1000")},
+    # Keyset: page 1000 within 20 % of page 1 (baseline = page 1 of the same surface).
+    "console.findings_p95.page.page1000_vs_page1": Target(1.2, higher=False),
+    "console.findings_p95.api.page1000_vs_page1": Target(1.2, higher=False),
+    # Seconds from the object's PUT to its finding in the database.
+    "latency.object_to_finding.polling": Target(60.0, on="value", higher=False),
+    "latency.object_to_finding.sqs": Target(10.0, on="value", higher=False),
+    # "A few hundred MB" for the largest (50 MB gzip'd) CloudTrail object: streamed, not loaded whole.
+    "memory.worker_peak_largest_object": Target(400.0, on="value", higher=False),
+}
+
+LINE = re.compile(r"^bench (?P<name>\S+) value=(?P<value>[-\d.e+]+) unit=\S+ baseline=(?P<baseline>[-\d.e+]+) "
+                  r"ratio=(?P<ratio>[-\d.e+na]+)")
 
 
 def benchmark(name: str) -> Callable[[Callable[[str], None]], Callable[[str], None]]:
@@ -23,7 +70,34 @@ def benchmark(name: str) -> Callable[[Callable[[str], None]], Callable[[str], No
     return register
 
 
+def _number(x: float) -> str:
+    """Enough digits to compare across commits: whole numbers from 100 up, 3 significant below."""
+    return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
 def report(name: str, value: float, unit: str, baseline: float) -> str:
-    line = f"bench {name} value={value:.0f} unit={unit} baseline={baseline:.0f} ratio={value / baseline:.2f}"
+    ratio = value / baseline if baseline else float("nan")
+    line = f"bench {name} value={_number(value)} unit={unit} baseline={_number(baseline)} ratio={ratio:.2f}"
     print(line, flush=True)
     return line
+
+
+def gate(lines: list[str], *, require: bool = False) -> list[str]:
+    """Failures of the printed bench lines against TARGETS at half the target (empty: all pass).
+    With `require`, every target line must have been printed (CI: a skipped benchmark fails)."""
+    seen: dict[str, tuple[float, float]] = {}
+    for line in lines:
+        m = LINE.match(line)
+        if m:
+            seen[m["name"]] = (float(m["ratio"]), float(m["value"]))
+    failures = []
+    for name, target in TARGETS.items():
+        if name not in seen:
+            if require:
+                failures.append(f"{name}: not measured (target {target.describe()})")
+            continue
+        ratio, value = seen[name]
+        if not target.met(ratio, value, slack=2.0):
+            measured = ratio if target.on == "ratio" else value
+            failures.append(f"{name}: {target.on}={measured:g}, below half its target ({target.describe()})")
+    return failures
