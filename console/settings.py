@@ -182,6 +182,12 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(env_int("VIGIL_INGEST_SWEEP_SECONDS", 300)),
         "options": {"expires": 600},
     },
+    # Sources with an SQS queue of S3 event notifications: read often (an empty receive is cheap).
+    "ingest-discover-sqs": {
+        "task": "ingest.discover_notified",
+        "schedule": float(env_int("VIGIL_INGEST_SQS_SECONDS", 5)),
+        "options": {"expires": 30},
+    },
     # Instances, ENIs and addresses from DescribeInstances, so findings name instances.
     "ingest-inventory": {
         "task": "ingest.inventory_refresh_all",

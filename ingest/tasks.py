@@ -20,15 +20,29 @@ def _same_queue(task) -> dict:
     return {"queue": queue} if queue and not task.request.is_eager else {}
 
 
+def _discover(task, sources) -> int:
+    ids = list(sources.filter(detector__status="ENABLED").values_list("id", flat=True))
+    for source_id in ids:
+        discover_source_task.apply_async(args=[source_id], **_same_queue(task))
+    return len(ids)
+
+
 @shared_task(name="ingest.discover_all", bind=True, ignore_result=True, expires=240)
 def discover_all_task(self) -> int:
     """Beat: one discovery task per log source of every enabled detector."""
     from ingest.models import LogSource
 
-    ids = list(LogSource.objects.filter(detector__status="ENABLED").values_list("id", flat=True))
-    for source_id in ids:
-        discover_source_task.apply_async(args=[source_id], **_same_queue(self))
-    return len(ids)
+    return _discover(self, LogSource.objects.all())
+
+
+@shared_task(name="ingest.discover_notified", bind=True, ignore_result=True, expires=30)
+def discover_notified_task(self) -> int:
+    """Beat, every few seconds: the sources fed by S3 event notifications (an SQS queue). Receiving
+    from an empty queue is one cheap request, so these sources see a new object within seconds
+    instead of waiting for the listing interval."""
+    from ingest.models import LogSource
+
+    return _discover(self, LogSource.objects.exclude(sqs_queue_url=""))
 
 
 @shared_task(name="ingest.discover_source", bind=True, ignore_result=True, acks_late=True, autoretry_for=TRANSIENT,

@@ -14,7 +14,7 @@ from accounts.models import Account, Detector
 from findings.models import Finding
 from ingest import synthetic as syn
 from ingest.models import LogSource, ProcessedObject, UsageRecord
-from ingest.tasks import discover_all_task
+from ingest.tasks import discover_all_task, discover_notified_task
 from intel.services import intel_set_create
 
 EXTERNAL = Path("/work/shared/data/external")
@@ -178,3 +178,22 @@ def test_sqs_notifications_mode_processes_notified_objects(two_members):
                                            "UnauthorizedAccess:IAMUser/TorIPCaller": 2}
     assert ProcessedObject.objects.filter(account=account_a).count() == 1
     assert "Messages" not in sqs.receive_message(QueueUrl=queue_url)
+
+
+def test_notified_sources_are_read_on_their_own_short_schedule(two_members, settings):
+    """The frequent beat task reads only sources with an SQS queue: the listed ones wait for their
+    listing interval, so reading queues every few seconds never multiplies S3 listings."""
+    a, b, account_a, account_b, sources = two_members
+    sqs = a.client("sqs")
+    queue_url = sqs.create_queue(QueueName="trail-a-notified")["QueueUrl"]
+    LogSource.objects.filter(pk=sources[0].pk).update(sqs_queue_url=queue_url)
+    key = syn.cloudtrail_key(A, "us-east-1", T0, "aaaa")
+    etag = a.client("s3").head_object(Bucket="trail-a", Key=key)["ETag"].strip('"')
+    sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps({"Records": [{
+        "eventName": "ObjectCreated:Put", "s3": {"bucket": {"name": "trail-a"}, "object": {"key": key, "eTag": etag}}}]}))
+    assert settings.CELERY_BEAT_SCHEDULE["ingest-discover-sqs"]["task"] == discover_notified_task.name
+    assert discover_notified_task.delay().get() == 1
+    assert findings_by_type(account_a)["Policy:IAMUser/RootCredentialUsage"] == 3
+    assert ProcessedObject.objects.count() == 1
+    listed = LogSource.objects.exclude(pk=sources[0].pk)
+    assert listed.exists() and not listed.filter(last_listed_at__isnull=False).exists()
