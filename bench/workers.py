@@ -1,0 +1,335 @@
+"""End-to-end benchmarks through real Celery workers, a moto S3/STS/SQS server over HTTP and PostgreSQL
+(bench.stack). Each needs DATABASE_URL on PostgreSQL; it works in `<database>_bench_workers`.
+
+ingest.workers2 — the `ingest.*` objects (bench.ingest.generate: CloudTrail, flow and DNS, the same
+  files), PUT into S3, discovered and processed by a prefork worker with two pool processes; events/s
+  against the same run with one pool process (baseline).
+objects.cloudtrail_small — many small CloudTrail objects (1-5 events each, AWS's key layout), discovered
+  and processed by two pool processes; objects/s. Baseline: the same objects listed, fetched over HTTP
+  and parsed (gunzip + json) by a plain boto3 loop in one process, no detection and no database.
+latency.object_to_finding.{polling,sqs} — seconds from an object's PUT to its finding being in the
+  database (committed with the object's ledger row), worst of several objects landing at spread-out
+  moments. Polling: beat lists every source at the configured interval (VIGIL_INGEST_DISCOVER_SECONDS;
+  10 s at --size small to fit CI); baseline = that interval. SQS: S3 event notifications into an SQS
+  queue on the moto server, read at VIGIL_INGEST_SQS_SECONDS; baseline = that interval.
+memory.worker_peak_largest_object — peak resident memory (VmHWM) of the pool process that ingests one
+  large gzip'd CloudTrail object (50 MB gzip'd at full size), MB; baseline = the object's uncompressed
+  size in MB (a ratio under 1 means it was streamed, not held whole).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench import benchmark, report
+from bench.stack import (
+    Celery,
+    Member,
+    Skip,
+    moto_server,
+    new_queue,
+    pool_children,
+    reset_ingest_state,
+    routed,
+    use_database,
+    wait_until,
+)
+
+REGION = "us-east-1"
+T0 = datetime(2024, 5, 1, tzinfo=UTC)
+DATA = Path(os.environ.get("VIGIL_BENCH_DIR", Path(__file__).resolve().parent.parent / "var" / "bench"))
+SMALL_OBJECTS = {"small": 1_000, "default": 10_000, "large": 30_000}
+# Uncompressed CloudTrail (~1.1 KB per event) compresses ~7.5x: 350k events ≈ 50 MB gzip'd.
+LARGE_OBJECT_EVENTS = {"small": 40_000, "default": 350_000, "large": 350_000}
+POLL_SECONDS_SMALL = 10
+
+
+def _setup() -> bool:
+    try:
+        use_database("bench_workers")
+    except Skip as why:
+        print(f"# skipped: {why}", flush=True)
+        return False
+    reset_ingest_state()
+    return True
+
+
+def _done_count(**filters) -> int:
+    from ingest.models import ProcessedObject
+
+    return ProcessedObject.objects.filter(status="done", **filters).count()
+
+
+def _process(member: Member, sources: list, objects: int, concurrency: int) -> float:
+    """Seconds from dispatching discovery to every object's ledger row done, with a fresh worker."""
+    from ingest.tasks import discover_source_task
+
+    queue = new_queue(f"c{concurrency}")
+    with Celery(queue) as celery:
+        celery.worker(concurrency)
+        routed(queue)
+        start = time.monotonic()
+        for source in sources:
+            discover_source_task.apply_async(args=[source.pk], queue=queue)
+        wait_until(lambda: _done_count() >= objects, timeout=1800, poll=0.2, what=f"{objects} objects done")
+        return time.monotonic() - start
+
+
+# --- ingest.workers2 --------------------------------------------------------------------------------
+
+@benchmark("ingest.workers2")
+def ingest_workers2(size: str) -> None:
+    from bench.ingest import ACCOUNT, generate
+
+    if not _setup():
+        return
+    from ingest.models import LogSource, ProcessedObject
+
+    files = generate(size, DATA / "data")
+    base = DATA / "data" / size
+    objects = [(str(p.relative_to(base)), p.read_bytes()) for kind in ("cloudtrail", "flow", "dns") for p in files[kind]]
+    with moto_server() as endpoint:
+        member = Member(ACCOUNT, endpoint)
+        member.put_many(member.bucket("bench-logs"), objects)
+        rates = {}
+        for concurrency in (1, 2):
+            reset_ingest_state()
+            account = member.account("bench workers")
+            detector = account.detectors.get()
+            sources = [LogSource.objects.create(detector=detector, kind=kind, bucket="bench-logs")
+                       for kind in ("cloudtrail", "flow", "dns")]
+            seconds = _process(member, sources, len(objects), concurrency)
+            events = sum(ProcessedObject.objects.values_list("records", flat=True))
+            rates[concurrency] = events / seconds
+            print(f"# {concurrency} pool process(es): {len(objects)} objects, {events:,} events in {seconds:.1f}s",
+                  flush=True)
+    report("ingest.workers2", rates[2], "events/s", rates[1])
+
+
+# --- objects.cloudtrail_small ---------------------------------------------------------------------
+
+def small_objects(n: int, account: str) -> list[tuple[str, bytes]]:
+    """n CloudTrail objects of 1-5 events in AWS's layout; every 50th has root usage (a finding)."""
+    from ingest import synthetic as syn
+
+    rng = random.Random(11)
+    out = []
+    for i in range(n):
+        t = T0 + timedelta(seconds=30 * i)
+        events = syn.benign_cloudtrail(n=rng.randint(1, 5), account=account, region=REGION, start=t, seed=i)
+        if i % 50 == 0:
+            events[0] = syn.cloudtrail_event(t=t, account=account, region=REGION, name="ListBuckets",
+                                             source="s3.amazonaws.com", ip="198.51.100.20", root=True, rng=rng)
+        out.append((syn.cloudtrail_key(account, REGION, t, f"s{i:06d}"), gzip.compress(syn.cloudtrail_body(events), 6)))
+    return out
+
+
+def boto3_loop(endpoint: str, member: Member, bucket: str) -> tuple[int, int]:
+    """The baseline: list, GET, gunzip and json-parse every object in one process. (objects, events)"""
+    s3 = member.client("s3")
+    objects = events = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            events += len(json.loads(gzip.decompress(body))["Records"])
+            objects += 1
+    return objects, events
+
+
+@benchmark("objects.cloudtrail_small")
+def objects_cloudtrail_small(size: str) -> None:
+    if not _setup():
+        return
+    from findings.models import Finding
+    from ingest.models import LogSource
+
+    account_id = "210987654321"
+    objects = small_objects(SMALL_OBJECTS[size], account_id)
+    with moto_server() as endpoint:
+        member = Member(account_id, endpoint)
+        member.put_many(member.bucket("small-trail"), objects)
+        start = time.monotonic()
+        count, events = boto3_loop(endpoint, member, "small-trail")
+        baseline = count / (time.monotonic() - start)
+        assert count == len(objects)
+        account = member.account("bench small objects")
+        source = LogSource.objects.create(detector=account.detectors.get(), kind="cloudtrail", bucket="small-trail")
+        seconds = _process(member, [source], len(objects), 2)
+        found = Finding.objects.filter(account=account, type="Policy:IAMUser/RootCredentialUsage").first()
+        assert found is not None and found.count == len(range(0, len(objects), 50)), "root usage not found"
+    print(f"# {len(objects)} objects, {events} events: two pool processes {seconds:.1f}s; "
+          f"baseline boto3 list+GET+gunzip+json loop, one process, no detection: {baseline:.0f} objects/s", flush=True)
+    report("objects.cloudtrail_small", len(objects) / seconds, "objects/s", baseline)
+
+
+# --- latency.object_to_finding ----------------------------------------------------------------------
+
+LATENCY_OBJECTS = 4  # per mode, PUT at evenly spread moments of one interval
+
+
+def _root_object(account: str, t: datetime, suffix: str) -> tuple[str, bytes]:
+    from ingest import synthetic as syn
+
+    events = syn.benign_cloudtrail(n=3, account=account, region=REGION, start=t, seed=len(suffix))
+    events.append(syn.cloudtrail_event(t=t, account=account, region=REGION, name="ListBuckets",
+                                       source="s3.amazonaws.com", ip="198.51.100.20", root=True))
+    return syn.cloudtrail_key(account, REGION, t, suffix), gzip.compress(syn.cloudtrail_body(events))
+
+
+def _latencies(member: Member, bucket: str, interval: float, tag: str) -> list[tuple[float, float]]:
+    """PUT objects at evenly spread moments over one interval. Per object: seconds from its PUT until
+    its ledger row is done with a finding stored (both in the object's one transaction: visible
+    together), and of those, the seconds before a worker took it up (the ledger row's creation)."""
+    from ingest.models import ProcessedObject
+
+    s3 = member.client("s3")
+    start = time.monotonic()
+    put_at: dict[str, tuple[float, float]] = {}
+    for k in range(LATENCY_OBJECTS):
+        time.sleep(max(0.0, start + (k + 0.5) * interval / LATENCY_OBJECTS - time.monotonic()))
+        key, body = _root_object(member.aws_account_id, datetime.now(UTC), f"{tag}{k:02d}")
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        put_at[key] = (time.monotonic(), time.time())
+    seen: dict[str, tuple[float, float]] = {}
+    deadline = time.monotonic() + 3 * interval + 60
+    while len(seen) < len(put_at) and time.monotonic() < deadline:
+        now = time.monotonic()
+        for key, created in ProcessedObject.objects.filter(key__in=put_at, status="done", findings__gt=0).values_list(
+                "key", "created_at"):
+            seen.setdefault(key, (now - put_at[key][0], created.timestamp() - put_at[key][1]))
+        time.sleep(0.05)
+    if len(seen) < len(put_at):
+        raise TimeoutError(f"{tag}: {len(put_at) - len(seen)} object(s) without a finding after {3 * interval + 60:.0f}s")
+    return [seen[k] for k in put_at]
+
+
+def _warm_up(members: list[tuple[Member, str]], polling: float) -> float:
+    """Two objects per source at once (one for each pool process); seconds until all are done."""
+    from ingest.models import ProcessedObject
+
+    start = time.monotonic()
+    keys = []
+    for member, bucket in members:
+        for k in range(2):
+            key, body = _root_object(member.aws_account_id, datetime.now(UTC), f"w{k}")
+            member.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+            keys.append(key)
+    wait_until(lambda: ProcessedObject.objects.filter(key__in=keys, status="done").count() == len(keys),
+               timeout=2 * polling + 120, poll=0.2, what="the warm-up objects")
+    return time.monotonic() - start
+
+
+@benchmark("latency.object_to_finding")
+def latency_object_to_finding(size: str) -> None:
+    if not _setup():
+        return
+    from django.conf import settings
+
+    from ingest.models import LogSource
+
+    polling = POLL_SECONDS_SMALL if size == "small" else settings.CELERY_BEAT_SCHEDULE["ingest-discover"]["schedule"]
+    sqs_every = settings.CELERY_BEAT_SCHEDULE.get("ingest-discover-sqs", {}).get("schedule", polling)
+    with moto_server() as endpoint:
+        listed = Member("310987654321", endpoint)
+        listed.bucket("latency-listed")
+        notified = Member("410987654321", endpoint)
+        notified.bucket("latency-notified")
+        sqs = notified.client("sqs")
+        queue_url = sqs.create_queue(QueueName="latency-notified-events")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        notified.client("s3").put_bucket_notification_configuration(
+            Bucket="latency-notified", NotificationConfiguration={"QueueConfigurations": [
+                {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]})
+        LogSource.objects.create(detector=listed.account("latency polling").detectors.get(), kind="cloudtrail",
+                                 bucket="latency-listed")
+        LogSource.objects.create(detector=notified.account("latency sqs").detectors.get(), kind="cloudtrail",
+                                 bucket="latency-notified", sqs_queue_url=queue_url)
+        queue = new_queue("latency")
+        with Celery(queue, extra_env={"VIGIL_INGEST_DISCOVER_SECONDS": str(int(polling))}) as celery:
+            celery.worker(2)
+            celery.beat()
+            # Measure the steady state of long-running workers: beat has ticked, and each pool process
+            # has built its threat-intel matcher (seconds, once per process; shown as "cold" below).
+            cold = _warm_up([(listed, "latency-listed"), (notified, "latency-notified")], polling)
+            by_sqs = _latencies(notified, "latency-notified", sqs_every, "q")
+            by_polling = _latencies(listed, "latency-listed", polling, "p")
+    for mode, every, samples in (("polling", polling, by_polling), ("sqs", sqs_every, by_sqs)):
+        print(f"# {mode}, read every {every:g}s: " + ", ".join(f"{total:.1f}s (taken up after {wait:.1f}s)"
+                                                          for total, wait in samples), flush=True)
+    print(f"# {LATENCY_OBJECTS} objects per mode, PUT at spread-out moments of one interval; value = the worst; "
+          f"cold start (fresh workers, first objects, matcher built per process): {cold:.1f}s", flush=True)
+    report("latency.object_to_finding.polling", max(t for t, _ in by_polling), "s", polling)
+    report("latency.object_to_finding.sqs", max(t for t, _ in by_sqs), "s", sqs_every)
+
+
+# --- memory.worker_peak_largest_object --------------------------------------------------------------
+
+def large_object(size: str) -> tuple[Path, int]:
+    """One CloudTrail object in AWS's layout, generated in chunks (cached); (path, uncompressed bytes)."""
+    from ingest import synthetic as syn
+
+    n = LARGE_OBJECT_EVENTS[size]
+    path = DATA / "data" / f"large-cloudtrail-{n}.json.gz"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        with gzip.open(tmp, "wb", compresslevel=6) as out:
+            out.write(b'{"Records":[')
+            for chunk in range(0, n, 10_000):
+                events = syn.benign_cloudtrail(n=min(10_000, n - chunk), account="510987654321", region=REGION,
+                                               start=T0 + timedelta(hours=chunk // 10_000), seed=chunk)
+                body = syn.cloudtrail_body(events)  # {"Records":[...]}: keep the records only
+                out.write((b"," if chunk else b"") + body[body.index(b"[") + 1: body.rindex(b"]")])
+            out.write(b"]}")
+        tmp.rename(path)
+    with gzip.open(path, "rb") as fh:
+        raw = sum(len(block) for block in iter(lambda: fh.read(1 << 24), b""))
+    return path, raw
+
+
+def _vm(pid: int, field: str) -> float:
+    """A /proc/<pid>/status memory field in MB (VmHWM: peak resident set; VmRSS: current)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+@benchmark("memory.worker_peak_largest_object")
+def memory_worker_peak(size: str) -> None:
+    if not _setup():
+        return
+    from ingest import synthetic as syn
+    from ingest.models import LogSource, ProcessedObject
+    from ingest.tasks import process_object_task
+
+    path, raw = large_object(size)
+    account_id = "510987654321"
+    key = syn.cloudtrail_key(account_id, REGION, T0, "large")
+    with moto_server() as endpoint:
+        member = Member(account_id, endpoint)
+        member.put_many(member.bucket("large-trail"), [(key, path.read_bytes())])
+        etag = member.client("s3").head_object(Bucket="large-trail", Key=key)["ETag"].strip('"')
+        source = LogSource.objects.create(detector=member.account("bench memory").detectors.get(), kind="cloudtrail",
+                                          bucket="large-trail")
+        queue = new_queue("memory")
+        with Celery(queue) as celery:
+            worker = celery.worker(1)
+            (child,) = pool_children(worker.pid)
+            idle = _vm(child, "VmHWM")
+            routed(queue)
+            start = time.monotonic()
+            process_object_task.apply_async(args=[source.pk, "large-trail", key, etag], queue=queue)
+            wait_until(lambda: _done_count(key=key) == 1, timeout=900, poll=0.2, what="the large object")
+            seconds = time.monotonic() - start
+            peak = _vm(child, "VmHWM")
+        records = ProcessedObject.objects.get(key=key).records
+    print(f"# {path.stat().st_size / 1e6:.0f} MB gzip'd, {raw / 1e6:.0f} MB uncompressed, {records:,} events in "
+          f"{seconds:.1f}s; pool process idle peak {idle:.0f} MB, peak while ingesting {peak:.0f} MB", flush=True)
+    report("memory.worker_peak_largest_object", peak, "MB", raw / 1e6)
