@@ -28,6 +28,8 @@ run: migrate
 test: venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# Prints `bench <name> value= unit= baseline= ratio=` lines; exits 1 when one misses half its target
+# (bench.TARGETS). End-to-end lines need DATABASE_URL on PostgreSQL (and use CELERY_BROKER_URL).
 bench: venv
 	$(BIN)/python -m bench $(if $(BENCH_SIZE),--size $(BENCH_SIZE),)
 
