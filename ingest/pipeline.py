@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from typing import IO, Any
@@ -18,7 +18,7 @@ import polars as pl
 
 from findings.catalog import CLOUD_TRAIL, DNS_LOGS, FLOW_LOGS, S3_LOGS
 from ingest.inventory import Inventory
-from ingest.parsers import ParseStats, UnreadableObject, scrub_nul
+from ingest.parsers import MALFORMED_SAMPLES, ParseStats, UnreadableObject, scrub_nul
 from ingest.parsers.cloudtrail import iter_cloudtrail
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
@@ -108,6 +108,33 @@ class Pipeline:
             self.process_frame(kind, frame, result, aws_account_id=aws_account_id, region=region)
         self._meter_bytes(result, region)
         return result
+
+    def process_many(self, kind: str, streams: Iterable[tuple[str, Callable[[], IO[bytes]]]], *, aws_account_id: str,
+                     region: str) -> tuple[ObjectResult, dict[str, ParseStats]]:
+        """Many small objects of one source as one: each parsed on its own (its own stats), their
+        records analysed in one frame. Every rule and model costs about the same for 3 records as for
+        3,000, so a quiet account's hundreds of tiny CloudTrail files pay it once, not once each."""
+        result = ObjectResult(kind)
+        per_object: dict[str, ParseStats] = {}
+        frames = []
+        for name, open_stream in streams:
+            stats = per_object[name] = ParseStats()
+            stream = open_stream()
+            try:
+                frames.extend(PARSERS[kind](stream, stats))
+            finally:
+                close = getattr(stream, "close", None)
+                if close:
+                    close()
+            for attr in ("records", "malformed", "bytes_uncompressed"):
+                setattr(result.stats, attr, getattr(result.stats, attr) + getattr(stats, attr))
+            result.stats.malformed_samples = (result.stats.malformed_samples + stats.malformed_samples)[:MALFORMED_SAMPLES]
+        if frames:
+            # The parsers scrubbed NUL from their frames already (ingest.parsers.scrub_nul).
+            self.process_frame(kind, pl.concat(frames, how="diagonal_relaxed"), result, aws_account_id=aws_account_id,
+                               region=region)
+        self._meter_bytes(result, region)
+        return result, per_object
 
     def process_frame(self, kind: str, frame: pl.DataFrame, result: ObjectResult, *, aws_account_id: str,
                       region: str) -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from ingest.services import MAX_ATTEMPTS, RetryableObjectError
+from ingest.services import MAX_ATTEMPTS, RetryableObjectError, refs_batched
+
+logger = logging.getLogger(__name__)
 
 # S3 unavailable or throttling, a dropped read, and a database connection lost mid-transaction
 # (restart, failover, terminated backend): the transaction rolled back, so a later attempt is safe.
@@ -55,9 +59,35 @@ def discover_source_task(self, source_id: int) -> int:
     if source is None:
         return 0
     refs = source_discover(source=source)
-    for ref in refs:
-        process_object_task.apply_async(args=[source_id, ref.bucket, ref.key, ref.etag], **_same_queue(self))
+    for batch in refs_batched(refs):
+        if len(batch) == 1:
+            ref = batch[0]
+            process_object_task.apply_async(args=[source_id, ref.bucket, ref.key, ref.etag], **_same_queue(self))
+        else:
+            process_objects_task.apply_async(args=[source_id, [[r.bucket, r.key, r.etag] for r in batch]],
+                                             **_same_queue(self))
     return len(refs)
+
+
+@shared_task(name="ingest.process_objects", bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True)
+def process_objects_task(self, source_id: int, refs: list[list[str]]) -> int:
+    """A batch of small objects of one source (ingest.services.refs_batched), analysed together."""
+    from ingest.models import LogSource
+    from ingest.services import ObjectRef, objects_process_batch
+
+    source = LogSource.objects.filter(pk=source_id).first()
+    if source is None:
+        return 0
+    try:
+        return objects_process_batch(source=source, refs=[ObjectRef(*ref) for ref in refs])
+    except Exception:
+        # Nothing of the batch was written. Each object goes its own way, with the single-object
+        # task's retries and ledger attempts (an unreadable object fails alone, not its neighbours).
+        logger.warning("batch of %s objects of source %s failed; processing them one by one", len(refs), source_id,
+                       exc_info=True)
+        for bucket, key, etag in refs:
+            process_object_task.apply_async(args=[source_id, bucket, key, etag], **_same_queue(self))
+        return 0
 
 
 @shared_task(name="ingest.process_object", bind=True, ignore_result=True, acks_late=True,
