@@ -45,8 +45,8 @@ REGION = "us-east-1"
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 DATA = Path(os.environ.get("VIGIL_BENCH_DIR", Path(__file__).resolve().parent.parent / "var" / "bench"))
 SMALL_OBJECTS = {"small": 1_000, "default": 10_000, "large": 30_000}
-# Uncompressed CloudTrail (~1.1 KB per event) compresses ~7.5x: 350k events ≈ 50 MB gzip'd.
-LARGE_OBJECT_EVENTS = {"small": 40_000, "default": 350_000, "large": 350_000}
+# Generated CloudTrail (~1 KB per event) gzips ~13x: 650k events ≈ 50 MB gzip'd.
+LARGE_OBJECT_EVENTS = {"small": 60_000, "default": 650_000, "large": 650_000}
 POLL_SECONDS_SMALL = 10
 
 
