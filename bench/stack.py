@@ -83,8 +83,9 @@ def moto_server() -> Iterator[str]:
     """moto's server (S3, STS, SQS …) in a process of its own on loopback; yields its endpoint."""
     port = _free_port()
     log = tempfile.NamedTemporaryFile(prefix="vigil-bench-moto-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **AWS_ENV}, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **AWS_ENV}, cwd=ROOT,
+                            start_new_session=True)
     endpoint = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
