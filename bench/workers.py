@@ -45,8 +45,8 @@ REGION = "us-east-1"
 T0 = datetime(2024, 5, 1, tzinfo=UTC)
 DATA = Path(os.environ.get("VIGIL_BENCH_DIR", Path(__file__).resolve().parent.parent / "var" / "bench"))
 SMALL_OBJECTS = {"small": 500, "default": 10_000, "large": 30_000}
-# Generated CloudTrail (~1 KB per event) gzips ~13x: 650k events ≈ 50 MB gzip'd.
-LARGE_OBJECT_EVENTS = {"small": 60_000, "default": 650_000, "large": 650_000}
+# Generated CloudTrail (~1 KB per event) gzips ~13x: 770k events ≈ 50 MB gzip'd.
+LARGE_OBJECT_EVENTS = {"small": 60_000, "default": 770_000, "large": 770_000}
 POLL_SECONDS_SMALL = 10
 
 
