@@ -9,8 +9,8 @@ Baseline of each view: the same request with PostgreSQL's index scans switched o
 `…page1000_vs_page1`: page 1000 against page 1 (keyset: within 20 %). The other filters' query
 plans are checked to use an index and printed as comments.
 
-Needs DATABASE_URL on PostgreSQL; the rows go to `<database>_bench_findings`, kept between runs so
-they are generated once.
+Needs DATABASE_URL on PostgreSQL; the rows go to `<database>_bench_findings[_<size>]`, kept between
+runs so they are generated once.
 """
 
 from __future__ import annotations
@@ -139,7 +139,8 @@ def _p95(times: list[float]) -> float:
 @benchmark("console.findings_p95")
 def run(size: str) -> None:
     try:
-        use_database("bench_findings")
+        # One database per size: the rows are generated once and kept between runs of that size.
+        use_database("bench_findings" if size == "default" else f"bench_findings_{size}")
     except Skip as why:
         print(f"# skipped: {why}", flush=True)
         return
