@@ -449,14 +449,15 @@ def objects_process_batch(*, source: LogSource, refs: list[ObjectRef]) -> int:
     if not detector.is_enabled or not refs:
         return 0
     wanted = {(r.bucket, r.key, r.etag) for r in refs}
-    ProcessedObject.objects.bulk_create(
+    ProcessedObject.objects.bulk_create(  # discovery wrote them; a direct call may not have
         [ProcessedObject(account=account, bucket=b, key=k, etag=e, kind=source.kind, source=source) for b, k, e in wanted],
         ignore_conflicts=True)
+    pending = ProcessedObject.objects.filter(account=account, bucket__in={b for b, _, _ in wanted},
+                                             key__in={k for _, k, _ in wanted}, status=ProcessedObject.Status.PENDING)
+    pending.update(started_at=timezone.now())  # taken up: the sweeper leaves them alone (as object_process)
     with transaction.atomic():
-        rows = [row for row in ProcessedObject.objects.select_for_update().filter(
-                    account=account, bucket__in={b for b, _, _ in wanted}, key__in={k for _, k, _ in wanted},
-                    status=ProcessedObject.Status.PENDING)
-                .order_by("key", "pk") if (row.bucket, row.key, row.etag) in wanted]
+        rows = [row for row in pending.select_for_update().order_by("key", "pk")
+                if (row.bucket, row.key, row.etag) in wanted]
         if not rows:
             return 0
         bodies = _fetch_all(client_for(account, "s3", detector.region), rows)
