@@ -1,5 +1,5 @@
 """End-to-end benchmarks through real Celery workers, a moto S3/STS/SQS server over HTTP and PostgreSQL
-(bench.stack). Each needs DATABASE_URL on PostgreSQL; it works in `<database>_bench_workers`.
+(bench.stack). Each needs DATABASE_URL on PostgreSQL; it works in `<database>_bench_workers[_<size>]`.
 
 ingest.workers2 — the `ingest.*` objects (bench.ingest.generate: CloudTrail, flow and DNS, the same
   files), PUT into S3, discovered and processed by a prefork worker with two pool processes; events/s
@@ -50,9 +50,10 @@ LARGE_OBJECT_EVENTS = {"small": 60_000, "default": 770_000, "large": 770_000}
 POLL_SECONDS_SMALL = 10
 
 
-def _setup() -> bool:
+def _setup(size: str) -> bool:
+    """This size's database, emptied. One run at a time: beat discovers every source in it."""
     try:
-        use_database("bench_workers")
+        use_database("bench_workers" if size == "default" else f"bench_workers_{size}")
     except Skip as why:
         print(f"# skipped: {why}", flush=True)
         return False
@@ -129,7 +130,7 @@ def _lock_waiters() -> int:
 def ingest_workers2(size: str) -> None:
     from bench.ingest import ACCOUNT, generate
 
-    if not _setup():
+    if not _setup(size):
         return
     from ingest.models import LogSource, ProcessedObject
 
@@ -192,7 +193,7 @@ def boto3_loop(member: Member, bucket: str) -> tuple[int, int]:
 
 @benchmark("objects.cloudtrail_small")
 def objects_cloudtrail_small(size: str) -> None:
-    if not _setup():
+    if not _setup(size):
         return
     from findings.models import Finding
     from ingest.models import LogSource, ProcessedObject
@@ -279,7 +280,7 @@ def _warm_up(members: list[tuple[Member, str]], polling: float) -> float:
 
 @benchmark("latency.object_to_finding")
 def latency_object_to_finding(size: str) -> None:
-    if not _setup():
+    if not _setup(size):
         return
     from django.conf import settings
 
@@ -355,7 +356,7 @@ def _vm(pid: int, field: str) -> float:
 
 @benchmark("memory.worker_peak_largest_object")
 def memory_worker_peak(size: str) -> None:
-    if not _setup():
+    if not _setup(size):
         return
     from ingest import synthetic as syn
     from ingest.models import LogSource, ProcessedObject
