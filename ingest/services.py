@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -162,18 +163,23 @@ def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None) -> li
             prefix_start = len(refs)
             checkpoint, _ = SourceCheckpoint.objects.get_or_create(source=source, prefix=prefix)
             params: dict[str, Any] = {"Bucket": source.bucket, "Prefix": prefix}
-            if checkpoint.start_after:
-                params["StartAfter"] = checkpoint.start_after
+            start_after = listing_start(checkpoint.start_after)
+            if start_after:
+                params["StartAfter"] = start_after
             last_key = checkpoint.start_after
             for page in s3.get_paginator("list_objects_v2").paginate(**params):
-                for item in page.get("Contents", []):
-                    if item["Key"].endswith("/") or "CloudTrail-Digest" in item["Key"]:
-                        last_key = item["Key"]
+                items = [item for item in page.get("Contents", [])
+                         if not item["Key"].endswith("/") and "CloudTrail-Digest" not in item["Key"]]
+                known = _ledger_known(source, [item["Key"] for item in items])
+                for item in items:
+                    etag = item["ETag"].strip('"')
+                    if (item["Key"], etag) in known:
                         continue
-                    refs.append(ObjectRef(source.bucket, item["Key"], item["ETag"].strip('"'), item.get("Size", 0)))
-                    last_key = item["Key"]
+                    refs.append(ObjectRef(source.bucket, item["Key"], etag, item.get("Size", 0)))
                     modified = item["LastModified"]
                     newest = modified if newest is None or modified > newest else newest
+                if page.get("Contents"):
+                    last_key = max(last_key, page["Contents"][-1]["Key"])
                 if len(refs) >= LIST_MAX_KEYS:
                     break
             if last_key != checkpoint.start_after:
@@ -186,6 +192,34 @@ def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None) -> li
         raise
     LogSource.objects.filter(pk=source.pk).update(newest_object_modified=newest, last_listed_at=timezone.now())
     return refs
+
+
+_DAY_FOLDER = re.compile(r"^(?P<head>.*/)(?P<day>\d{4}/\d{2}/\d{2})/")
+
+
+def listing_start(checkpoint_key: str) -> str:
+    """Where a listing starts: the previous day's folder of the checkpoint, not the checkpoint.
+
+    Keys sort by name, not by delivery: CloudTrail delivers an object late under an earlier
+    timestamp, and a second flow log's objects sort before the first one's (by flow-log id). Listing
+    only after the last key seen would skip them for good; re-listing a day back (the ledger skips
+    what is known) finds everything delivered up to a day late."""
+    match = _DAY_FOLDER.match(checkpoint_key)
+    if not match:
+        return checkpoint_key
+    try:
+        day = datetime.strptime(match.group("day"), "%Y/%m/%d").date()
+    except ValueError:
+        return checkpoint_key
+    return f"{match.group('head')}{day - timedelta(days=1):%Y/%m/%d}/"
+
+
+def _ledger_known(source: LogSource, keys: list[str]) -> set[tuple[str, str]]:
+    """(key, etag) pairs of these keys that the ledger already holds, whatever their status."""
+    if not keys:
+        return set()
+    return set(ProcessedObject.objects.filter(account_id=source.detector.account_id, bucket=source.bucket,
+                                              key__in=keys).values_list("key", "etag"))
 
 
 def _discover_sqs(source: LogSource, sqs: Any) -> list[ObjectRef]:

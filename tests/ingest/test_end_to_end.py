@@ -14,6 +14,7 @@ from accounts.models import Account, Detector
 from findings.models import Finding
 from ingest import synthetic as syn
 from ingest.models import LogSource, ProcessedObject, UsageRecord
+from ingest.services import listing_start
 from ingest.tasks import discover_all_task, discover_notified_task
 from intel.services import intel_set_create
 
@@ -160,6 +161,35 @@ def test_suspended_detector_adds_nothing_and_resumes_from_checkpoint(two_members
     discover_all_task.delay()
     finding = Finding.objects.get(account=account_b, type="Policy:IAMUser/RootCredentialUsage")
     assert finding.count == 2 and finding.last_seen == later
+
+
+def test_objects_that_sort_before_the_checkpoint_are_still_found_once(two_members):
+    """Keys sort by name, not by delivery: an object delivered late under an earlier timestamp (and
+    the day before's folder) is found by the next listing, and nothing already seen is taken again."""
+    a, b, account_a, account_b, sources = two_members
+    discover_all_task.delay()
+    before = ProcessedObject.objects.count()
+    root = Finding.objects.get(account=account_b, type="Policy:IAMUser/RootCredentialUsage")
+    late_events = [syn.cloudtrail_event(t=T0 - timedelta(hours=13), account=B, region="us-east-1", name="CreateUser",
+                                        source="iam.amazonaws.com", ip="198.51.100.30", root=True)]
+    late_key = syn.cloudtrail_key(B, "us-east-1", T0 - timedelta(hours=13), "0late")  # the previous day's folder
+    b.put("trail-b", late_key, syn.cloudtrail_body(late_events))
+    discover_all_task.delay()
+    assert ProcessedObject.objects.count() == before + 1
+    assert ProcessedObject.objects.get(key=late_key).status == ProcessedObject.Status.DONE
+    counted_before = root.count
+    root.refresh_from_db()
+    assert root.count == counted_before + 1
+    discover_all_task.delay()  # the re-listed day back holds nothing new
+    assert ProcessedObject.objects.count() == before + 1
+
+
+def test_listing_starts_a_day_before_the_checkpoint():
+    key = "AWSLogs/222222222222/CloudTrail/us-east-1/2024/05/01/222222222222_CloudTrail_us-east-1_20240501T1200Z_x.json.gz"
+    assert listing_start(key) == "AWSLogs/222222222222/CloudTrail/us-east-1/2024/04/30/"
+    assert listing_start("AWSLogs/1/vpcflowlogs/eu-west-1/2024/03/01/12/f.log.gz") == "AWSLogs/1/vpcflowlogs/eu-west-1/2024/02/29/"
+    assert listing_start("logs/no-day-folder.json.gz") == "logs/no-day-folder.json.gz"
+    assert listing_start("") == ""
 
 
 def test_sqs_notifications_mode_processes_notified_objects(two_members):
