@@ -31,7 +31,7 @@ def _run_one(name: str, size: str) -> tuple[int, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench import PARTS, REGISTRY, TARGETS, gate
+    from bench import PARTS, REGISTRY, TARGETS, gate, missed
 
     for part in PARTS:
         importlib.import_module(part)
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     failures = crashed + gate(lines, require=os.environ.get("CI") == "true" and not args.names)
     print(f"# {len(args.names or REGISTRY)} benchmarks in {time.monotonic() - started:.0f}s (size {args.size}); "
           f"{len(TARGETS)} targets in bench.TARGETS, gate at half of each", flush=True)
+    for miss in missed(lines):
+        print(f"# TARGET MISSED {miss}", flush=True)
     for failure in failures:
         print(f"# GATE FAILED {failure}", flush=True)
     return 1 if failures else 0

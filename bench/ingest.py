@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from bench import benchmark, report
+from bench.stack import use_database
 
 SIZES = {  # (CloudTrail files x events, flow files x rows, DNS files x queries)
     "small": ((4, 5000), (2, 100_000), (2, 50_000)),
@@ -36,9 +37,14 @@ REPEATS = 3
 
 
 def _django(scratch: Path) -> None:
+    """Never the console's own database: ingest_reset empties tables. On PostgreSQL a database of
+    the bench's own beside it; otherwise a scratch SQLite file."""
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        use_database("bench_ingest")
+        return
+    os.environ.pop("DATABASE_URL", None)
+    os.environ["VIGIL_VAR_DIR"] = str(scratch)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "console.settings")
-    if not os.environ.get("DATABASE_URL"):
-        os.environ["VIGIL_VAR_DIR"] = str(scratch)  # a scratch SQLite file, not the console's
     import django
     from django.core.management import call_command
 

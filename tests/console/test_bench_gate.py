@@ -3,7 +3,7 @@ bench.TARGETS, in the target's direction (more is better for rates, less for tim
 
 from __future__ import annotations
 
-from bench import LINE, TARGETS, gate, report
+from bench import LINE, SHORTFALLS, TARGETS, gate, missed, report
 
 
 def test_printed_lines_are_what_the_gate_reads(capsys):
@@ -16,10 +16,10 @@ def test_printed_lines_are_what_the_gate_reads(capsys):
 
 
 def test_a_ratio_below_half_its_target_fails():
-    assert TARGETS["ingest.workers2"].goal == 1.8
-    assert gate(["bench ingest.workers2 value=95 unit=events/s baseline=100 ratio=0.95"]) == []
-    failures = gate(["bench ingest.workers2 value=85 unit=events/s baseline=100 ratio=0.85"])
-    assert failures == ["ingest.workers2: ratio=0.85, below half its target (ratio >= 1.8)"]
+    assert TARGETS["intel.lookup"].goal == 15 and "intel.lookup" not in SHORTFALLS
+    assert gate(["bench intel.lookup value=800 unit=lookups/s baseline=100 ratio=8.00"]) == []
+    failures = gate(["bench intel.lookup value=700 unit=lookups/s baseline=100 ratio=7.00"])
+    assert failures == ["intel.lookup: ratio=7, below half its target (ratio >= 15)"]
 
 
 def test_lower_is_better_targets_fail_above_twice_the_target():
@@ -38,3 +38,16 @@ def test_ci_requires_every_target_line():
 
 def test_comments_and_other_lines_are_ignored():
     assert gate(["# objects: 3.1s", "bench anomaly.recall value=1.00 unit=recall histories=2"]) == []
+
+
+def test_a_known_shortfall_is_held_at_half_its_recorded_level(monkeypatch):
+    monkeypatch.setitem(SHORTFALLS, "ingest.flow", 0.2)
+    assert gate(["bench ingest.flow value=150 unit=rows/s baseline=1000 ratio=0.15"]) == []
+    assert gate(["bench ingest.flow value=90 unit=rows/s baseline=1000 ratio=0.09"]) == [
+        "ingest.flow: ratio=0.09, below half its recorded level (ratio >= 0.2; target ratio >= 0.5)"]
+    assert missed(["bench ingest.flow value=150 unit=rows/s baseline=1000 ratio=0.15"]) == [
+        "ingest.flow: ratio=0.15 (target ratio >= 0.5)"]
+
+
+def test_every_shortfall_names_a_target():
+    assert set(SHORTFALLS) <= set(TARGETS)
