@@ -148,6 +148,50 @@ def _choose_type(rows: pl.DataFrame, hour: HourScore, account: Profile,
     return ftype, 5.0 if category == cat.WRITE else finding_type(ftype).severity, chosen, f"unusual_{category}_activity"
 
 
+def principal_user(first: dict[str, Any], pkey: str) -> str:
+    """The name a finding gives the principal: its user name, else the last part of its ARN."""
+    return first.get("user_name") or (first.get("principal_arn") or pkey).rsplit("/", 1)[-1]
+
+
+def access_key_details(first: dict[str, Any], user: str) -> dict[str, str]:
+    return {"accessKeyId": first.get("access_key_id") or "", "principalId": first.get("principal_id") or "",
+            "userName": user, "userType": first.get("principal_type") or ""}
+
+
+def api_call_action(first: dict[str, Any], *, service_name: str, affected: dict[str, str]) -> dict[str, Any]:
+    """GuardDuty's AWS_API_CALL action for the first event of an anomalous hour."""
+    remote_ip = first.get("source_ip") or ""
+    return {
+        "actionType": "AWS_API_CALL",
+        "awsApiCallAction": {
+            "api": first["event_name"], "serviceName": service_name, "callerType": "Remote IP",
+            "userAgent": first.get("user_agent") or "", "errorCode": first.get("error_code") or "",
+            "remoteIpDetails": {("ipAddressV6" if ":" in remote_ip else "ipAddressV4"): remote_ip,
+                                "organization": {"asnOrg": first.get("asn") or ""}},
+            "affectedResources": affected,
+        },
+    }
+
+
+def anomaly_info(hour: HourScore, config: AnomalyConfig, *, reason: str, method: str,
+                 learning: bool) -> dict[str, Any]:
+    """How the hour was scored, for the finding's additionalInfo."""
+    return {"score": hour.score, "threshold": hour.threshold, "contributions": hour.contributions,
+            "reason": reason, "method": method, "halfLifeDays": config.half_life_days,
+            "learningDays": config.learning_days, "learning": learning}
+
+
+def evidence_events(chosen: pl.DataFrame, detail: pl.Expr) -> list[dict[str, Any]]:
+    """A bounded sample of the hour's events, in CloudTrail's names; `detail` is the one column that
+    differs by model (the event source, or the bucket)."""
+    return chosen.select(
+        pl.col("event_time").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("eventTime"), pl.col("event_id").alias("eventID"),
+        pl.col("event_name").alias("eventName"), detail,
+        pl.col("region").alias("awsRegion"), pl.col("source_ip").alias("sourceIPAddress"),
+        pl.col("user_agent").alias("userAgent"), pl.col("error_code").alias("errorCode"),
+    ).head(EVIDENCE_MAX).to_dicts()
+
+
 def _build_finding(*, account_id: str, pkey: str, hour_ts: int, rows: pl.DataFrame, hour: HourScore,
                    principal: Profile, account: Profile, config: AnomalyConfig, learning: bool) -> AnomalyFinding:
     ftype, severity, chosen, reason = _choose_type(rows, hour, account, config)
@@ -157,9 +201,8 @@ def _build_finding(*, account_id: str, pkey: str, hour_ts: int, rows: pl.DataFra
         severity = LOW
     chosen = chosen.sort("event_time")
     first = chosen.row(0, named=True)
-    ptype = first.get("principal_type") or ""
-    kind = principal_kind(ptype, pkey)
-    user = first.get("user_name") or (first.get("principal_arn") or pkey).rsplit("/", 1)[-1]
+    kind = principal_kind(first.get("principal_type") or "", pkey)
+    user = principal_user(first, pkey)
     apis = sorted(set(chosen["event_name"].to_list()))
     times = rows["event_time"]
     category_words = reason.replace("_", " ")
@@ -167,19 +210,13 @@ def _build_finding(*, account_id: str, pkey: str, hour_ts: int, rows: pl.DataFra
     description = (f"{kind} {user} made {chosen.height} API call(s) ({', '.join(apis[:5])}"
                    f"{'…' if len(apis) > 5 else ''}) that are unusual for this principal and account: "
                    f"anomaly score {hour.score:.1f} over threshold {hour.threshold:.1f}.")
-    resource = {
-        "resourceType": "AccessKey",
-        "accessKeyDetails": {"accessKeyId": first.get("access_key_id") or "", "principalId":
-                             first.get("principal_id") or "", "userName": user, "userType": ptype},
-    }
+    resource = {"resourceType": "AccessKey", "accessKeyDetails": access_key_details(first, user)}
     unusual = _unusual_json(hour.unusual)
     additional = {
         "value": "",
         "type": "default",
-        "anomaly": {"score": hour.score, "threshold": hour.threshold, "contributions": hour.contributions,
-                    "reason": reason, "method": "naive-Bayes sum of smoothed log-rarities, backed off to the account",
-                    "halfLifeDays": config.half_life_days, "learningDays": config.learning_days,
-                    "learning": learning},
+        "anomaly": anomaly_info(hour, config, reason=reason, learning=learning,
+                                method="naive-Bayes sum of smoothed log-rarities, backed off to the account"),
         "unusual": unusual,
         "unusualBehavior": _sentences(hour.unusual),
         "profiledBehavior": {
@@ -187,26 +224,11 @@ def _build_finding(*, account_id: str, pkey: str, hour_ts: int, rows: pl.DataFra
             "account": profiled_summary(account, ("region", "asn", "api", "ua"), limit=10),
         },
     }
-    remote_ip = first.get("source_ip") or ""
-    action = {
-        "actionType": "AWS_API_CALL",
-        "awsApiCallAction": {
-            "api": first["event_name"], "serviceName": first["event_source"], "callerType": "Remote IP",
-            "userAgent": first.get("user_agent") or "", "errorCode": first.get("error_code") or "",
-            "remoteIpDetails": {("ipAddressV6" if ":" in remote_ip else "ipAddressV4"): remote_ip,
-                                "organization": {"asnOrg": first.get("asn") or ""}},
-            "affectedResources": {},
-        },
-    }
+    action = api_call_action(first, service_name=first["event_source"], affected={})
     service = {"action": action, "additionalInfo": additional, "resourceRole": "TARGET",
                "featureName": "CloudTrail", "detection": {"anomaly": {"profiles": additional["profiledBehavior"],
                                                                       "unusual": unusual}}}
-    evidence = chosen.select(
-        pl.col("event_time").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("eventTime"), pl.col("event_id").alias("eventID"),
-        pl.col("event_name").alias("eventName"), pl.col("event_source").alias("eventSource"),
-        pl.col("region").alias("awsRegion"), pl.col("source_ip").alias("sourceIPAddress"),
-        pl.col("user_agent").alias("userAgent"), pl.col("error_code").alias("errorCode"),
-    ).head(EVIDENCE_MAX).to_dicts()
+    evidence = evidence_events(chosen, pl.col("event_source").alias("eventSource"))
     return AnomalyFinding(
         finding_type=ftype, severity=severity, account_id=account_id, region=first["region"], title=title,
         description=description, dedup_key=f"anomaly|{account_id}|{pkey}", first_seen=times.min(),

@@ -40,7 +40,12 @@ from ingest.anomaly.detect import (
     _merge,
     _sentences,
     _unusual_json,
+    access_key_details,
+    anomaly_info,
+    api_call_action,
+    evidence_events,
     principal_kind,
+    principal_user,
     profiled_summary,
 )
 from ingest.anomaly.scoring import API_TOP, HourScore, Unusual, threshold_for, value_rarity
@@ -68,7 +73,6 @@ READ_APIS = {"GetObject", "GetObjectTorrent", "SelectObjectContent"}
 WEIGHTS = {"api": 0.5, "category": 1.0, "bucket": 1.0, "network": 1.0, "asn": 1.0, "ua_family": 0.5, "ua": 0.5,
            "hour": 0.5, "error": 1.0}
 READS = "_reads"  # volume feature: object reads in the hour
-EVIDENCE_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,7 @@ def _finding(*, account_id: str, pkey: str, rows: pl.DataFrame, hour: HourScore,
     ftype = FINDING_TYPES[category]
     severity = LOW if learning else _severity(category)
     kind = principal_kind(first.get("principal_type"), pkey)
-    user = first.get("user_name") or (first.get("principal_arn") or pkey).rsplit("/", 1)[-1]
+    user = principal_user(first, pkey)
     buckets = sorted(set(chosen["bucket"].to_list()))
     apis = sorted(set(chosen["event_name"].to_list()))
     bucket_list = ", ".join(buckets[:3]) + ("…" if len(buckets) > 3 else "")
@@ -201,35 +205,23 @@ def _finding(*, account_id: str, pkey: str, rows: pl.DataFrame, hour: HourScore,
                 "account": profiled_summary(account, ("bucket", "api", "asn", "ua"))}
     additional = {
         "value": "", "type": "default",
-        "anomaly": {"score": hour.score, "threshold": hour.threshold, "contributions": hour.contributions,
-                    "reason": reason, "method": "naive-Bayes sum of smoothed log-rarities over S3 data events, "
-                                                "backed off to the account", "halfLifeDays": config.half_life_days,
-                    "learningDays": config.learning_days, "learning": learning},
+        "anomaly": anomaly_info(hour, config, reason=reason, learning=learning,
+                                method="naive-Bayes sum of smoothed log-rarities over S3 data events, "
+                                       "backed off to the account"),
         "unusual": unusual, "unusualBehavior": _sentences(hour.unusual), "profiledBehavior": profiles,
     }
-    remote_ip = first.get("source_ip") or ""
     service = {
         "resourceRole": "TARGET", "featureName": "S3DataEvents", "additionalInfo": additional,
         "detection": {"anomaly": {"profiles": profiles, "unusual": unusual}},
-        "action": {"actionType": "AWS_API_CALL", "awsApiCallAction": {
-            "api": first["event_name"], "serviceName": S3_SOURCE, "callerType": "Remote IP",
-            "userAgent": first.get("user_agent") or "", "errorCode": first.get("error_code") or "",
-            "remoteIpDetails": {("ipAddressV6" if ":" in remote_ip else "ipAddressV4"): remote_ip,
-                                "organization": {"asnOrg": first.get("asn") or ""}},
-            "affectedResources": {"AWS::S3::Bucket": buckets[0]} if buckets else {}}},
+        "action": api_call_action(first, service_name=S3_SOURCE,
+                                  affected={"AWS::S3::Bucket": buckets[0]} if buckets else {}),
     }
     resource = {
         "resourceType": "S3Bucket",
-        "accessKeyDetails": {"accessKeyId": first.get("access_key_id") or "", "principalId":
-                             first.get("principal_id") or "", "userName": user, "userType": first.get("principal_type") or ""},
+        "accessKeyDetails": access_key_details(first, user),
         "s3BucketDetails": [{"name": b, "arn": f"arn:aws:s3:::{b}", "type": "Destination"} for b in buckets[:10]],
     }
-    evidence = chosen.select(
-        pl.col("event_time").dt.strftime("%Y-%m-%dT%H:%M:%SZ").alias("eventTime"), pl.col("event_id").alias("eventID"),
-        pl.col("event_name").alias("eventName"), pl.col("bucket").alias("bucketName"),
-        pl.col("region").alias("awsRegion"), pl.col("source_ip").alias("sourceIPAddress"),
-        pl.col("user_agent").alias("userAgent"), pl.col("error_code").alias("errorCode"),
-    ).head(EVIDENCE_MAX).to_dicts()
+    evidence = evidence_events(chosen, pl.col("bucket").alias("bucketName"))
     times = rows["event_time"]
     return AnomalyFinding(
         finding_type=ftype, severity=severity, account_id=account_id, region=first["region"],
