@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-import polars as pl
-
 from tests.anomaly.scenario import (
     ACCOUNT,
     ATTACK_NET,
@@ -35,6 +33,7 @@ from tests.anomaly.scenario import (
     TEST_DAYS,
     Injected,
     Scenario,
+    day_frame,
 )
 
 ROLE = f"arn:aws:iam::{ACCOUNT}:role"
@@ -193,12 +192,7 @@ def build(seed: int = 7) -> Scenario:
                 events += benign_day(rng, h, day, ua=BOTO_APP_MINOR)   # benign: a minor SDK upgrade
             else:
                 events += benign_day(rng, h, day)
-        for attack in attacks:
-            if attack.when.date() == (START + timedelta(days=day)).date():
-                events += attack.events
-        events.sort(key=lambda e: e["event_time"])
-        frames.append(pl.DataFrame(events, schema_overrides={"event_time": pl.Datetime("us", "UTC")},
-                                   infer_schema_length=None))
+        frames.append(day_frame(events, attacks, day))
     return Scenario(frames, attacks, {
         "a new bucket with usual tools and network": by["alice"].arn,
         "a night of double volume": f"{ROLE}/etl-nightly",

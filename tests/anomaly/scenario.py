@@ -220,6 +220,15 @@ class Scenario:
     benign_checks: dict[str, str]  # variation -> principal key that must raise nothing in the test week
 
 
+def day_frame(events: list[dict], attacks: list, day: int) -> pl.DataFrame:
+    """One scenario day: its benign events and the attacks injected that day, in time order."""
+    for attack in attacks:
+        if attack.when.date() == (START + timedelta(days=day)).date():
+            events += attack.events
+    events.sort(key=lambda e: e["event_time"])
+    return pl.DataFrame(events, schema_overrides={"event_time": pl.Datetime("us", "UTC")}, infer_schema_length=None)
+
+
 @lru_cache(maxsize=4)  # frames are immutable: tests share one build per seed
 def build(seed: int = 7) -> Scenario:
     rng = random.Random(seed)
@@ -241,12 +250,7 @@ def build(seed: int = 7) -> Scenario:
                 continue
             # benign variation: bob upgrades the CLI within its major version for the test week
             events += benign_day(rng, h, day, upgraded_cli=h.name == "bob" and day >= HISTORY_DAYS)
-        for attack in attacks:
-            if attack.when.date() == (START + timedelta(days=day)).date():
-                events += attack.events
-        events.sort(key=lambda e: e["event_time"])
-        frames.append(pl.DataFrame(events, schema_overrides={"event_time": pl.Datetime("us", "UTC")},
-                                   infer_schema_length=None))
+        frames.append(day_frame(events, attacks, day))
     return Scenario(frames, attacks, {
         "second region used before": by_name["alice"].arn,
         "new similar user-agent version": by_name["bob"].arn,
