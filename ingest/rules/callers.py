@@ -13,7 +13,8 @@ Discovery:S3/TorIPCaller or UnauthorizedAccess:S3/TorIPCaller. One finding per b
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import polars as pl
 
@@ -30,33 +31,29 @@ S3_DISCOVERY = {"GetObjectAcl", "GetObjectAttributes", "GetObjectTagging", "GetO
 S3_EXFILTRATION = {"GetObject", "GetObjectTorrent", "SelectObjectContent", "CopyObject", "UploadPartCopy"}
 
 
-def malicious_hits(ctx: RuleContext) -> dict[str, tuple]:
+def _hits_where(ctx: RuleContext, keep: Callable[[Any], bool], *, skip_tor: bool = False) -> dict[str, tuple]:
+    """The threat-intel hits of each caller address that `keep` accepts (addresses with none left out)."""
     out = {}
     for ip, hits in ctx.ip_hits.items():
-        if any(h.category == "tor_exit" for h in hits):
-            continue  # a Tor exit gets the Tor types (the exits also appear on reputation lists)
-        chosen = tuple(h for h in hits if h.source == "builtin" and h.category in MALICIOUS_CATEGORIES)
+        if skip_tor and any(h.category == "tor_exit" for h in hits):
+            continue
+        chosen = tuple(h for h in hits if keep(h))
         if chosen:
             out[ip] = chosen
     return out
+
+
+def malicious_hits(ctx: RuleContext) -> dict[str, tuple]:
+    # A Tor exit gets the Tor types (the exits also appear on reputation lists).
+    return _hits_where(ctx, lambda h: h.source == "builtin" and h.category in MALICIOUS_CATEGORIES, skip_tor=True)
 
 
 def custom_hits(ctx: RuleContext) -> dict[str, tuple]:
-    out = {}
-    for ip, hits in ctx.ip_hits.items():
-        chosen = tuple(h for h in hits if h.source == "custom")
-        if chosen:
-            out[ip] = chosen
-    return out
+    return _hits_where(ctx, lambda h: h.source == "custom")
 
 
 def tor_hits(ctx: RuleContext) -> dict[str, tuple]:
-    out = {}
-    for ip, hits in ctx.ip_hits.items():
-        chosen = tuple(h for h in hits if h.category == "tor_exit")
-        if chosen:
-            out[ip] = chosen
-    return out
+    return _hits_where(ctx, lambda h: h.category == "tor_exit")
 
 
 # --- IAM: built-in malicious lists ------------------------------------------------------------------
