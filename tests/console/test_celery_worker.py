@@ -8,21 +8,11 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
 from accounts.models import Member, RelationshipStatus
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    return f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+from tests.faults.workers import ROOT, database_url
 
 
 @pytest.fixture
@@ -31,7 +21,7 @@ def worker_queue(transactional_db):
     from django.conf import settings
 
     queue = f"vigil-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "DATABASE_URL": _database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL
+    env = {**os.environ, "DATABASE_URL": database_url(), "CELERY_BROKER_URL": settings.CELERY_BROKER_URL
            if settings.CELERY_BROKER_URL != "filesystem://" else "", "CELERY_TASK_ALWAYS_EAGER": "0"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "console", "worker", "--pool=solo", "-Q", queue,
