@@ -474,10 +474,7 @@ def destination_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def destination_test(request: HttpRequest, pk: int) -> HttpResponse:
     destination = notifications.destination_get(actor=request.user, pk=pk)
-    try:
-        delivery = notifications.destination_test(actor=request.user, destination=destination)
-    except ServiceError as exc:
-        return render(request, "error.html", {"message": exc.message}, status=exc.status_code)
+    delivery = notifications.destination_test(actor=request.user, destination=destination)
     return render(request, "findings/destination_detail.html#testresult", {"delivery": delivery})
 
 
@@ -485,10 +482,7 @@ def destination_test(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def destination_delete(request: HttpRequest, pk: int) -> HttpResponse:
     destination = notifications.destination_get(actor=request.user, pk=pk)
-    try:
-        notifications.destination_delete(actor=request.user, destination=destination)
-    except ServiceError as exc:
-        return render(request, "error.html", {"message": exc.message}, status=exc.status_code)
+    notifications.destination_delete(actor=request.user, destination=destination)  # refusals: ServiceErrorMiddleware
     messages.success(request, "Destination deleted.")
     return redirect("findings:destinations")
 
