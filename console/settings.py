@@ -154,6 +154,10 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         # Broadcast/control exchanges; kombu would otherwise write them into the working directory.
         "control_folder": str(_broker_dir / "control"),
+        # kombu polls the folder (default every second) and, with a full prefetch window, also
+        # sleeps that long after each task: one object per second at best. A tenth keeps tasks
+        # flowing for the cost of ten directory listings a second when idle.
+        "polling_interval": 0.1,
     }
 else:
     # Longer than the hard time limit, so a long object is never redelivered while still running.
