@@ -261,6 +261,21 @@ def enrich(frame: pl.DataFrame, *, asn_lookup: bool = True) -> pl.DataFrame:
     return frame
 
 
+def feature_counts(frame: pl.DataFrame, keys: list[str], features: dict[str, pl.Expr], *,
+                   weight: str | None = None) -> dict[tuple, dict[str, dict[str, int]]]:
+    """keys -> feature -> value (text, "-" for none) -> events (rows, or the sum of `weight`). One
+    long (feature, value) frame and one group-by, instead of a group-by per feature."""
+    counted = pl.col(weight) if weight else pl.lit(1, dtype=pl.UInt32)
+    long = (frame.select(*keys, *(expr.cast(pl.String).fill_null("-").alias(name) for name, expr in features.items()),
+                         counted.alias("_n"))
+            .unpivot(index=[*keys, "_n"], on=list(features), variable_name="_f", value_name="_v")
+            .group_by([*keys, "_f", "_v"]).agg(pl.col("_n").sum()))
+    out: dict[tuple, dict[str, dict[str, int]]] = {}
+    for *key, feature, value, n in long.iter_rows():
+        out.setdefault(tuple(key), {}).setdefault(feature, {})[value or "-"] = n
+    return out
+
+
 def observations(frame: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, dict[str, int]]]:
     """(account, principal key, hour) -> feature -> value -> events, from an enriched frame."""
     features = [f for f in EVENT_FEATURES if f != "error"] + ["hour"]
@@ -268,12 +283,7 @@ def observations(frame: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, di
     # per-feature counts below work on distinct combinations, not on every event.
     keys = ["account_id", "pkey", "hour_ts"]
     combos = frame.group_by(keys + features).len()
-    parts = [combos.group_by([*keys, f]).agg(pl.col("len").sum()).select(
-        [*keys, pl.lit(f).alias("f"), pl.col(f).cast(pl.String).alias("v"), "len"]) for f in features]
-    long = pl.concat(parts)
-    out: dict[tuple[str, str, int], dict[str, dict[str, int]]] = {}
-    for account, pkey, hour_ts, feature, value, n in long.iter_rows():
-        out.setdefault((account, pkey, hour_ts), {}).setdefault(feature, {})[value or "-"] = n
+    out = feature_counts(combos, keys, {f: pl.col(f) for f in features}, weight="len")
     errors = frame.filter(pl.col("error_code").is_not_null() & (pl.col("error_code") != ""))
     if errors.height:
         grouped = errors.group_by("account_id", "pkey", "hour_ts").agg(pl.col("error_code"))

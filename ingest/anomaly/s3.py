@@ -48,6 +48,7 @@ from ingest.anomaly.detect import (
     principal_user,
     profiled_summary,
 )
+from ingest.anomaly.features import feature_counts
 from ingest.anomaly.scoring import API_TOP, HourScore, Unusual, threshold_for, value_rarity
 from ingest.anomaly.state import ACCOUNT, Baselines, Profile
 from ingest.rules.callers import S3_DISCOVERY, S3_DISCOVERY_PREFIXES, S3_EXFILTRATION
@@ -121,11 +122,7 @@ def observations(data: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, dic
     cols = {"api": pl.col("event_name"), "category": pl.col("s3_category"), "bucket": pl.col("bucket"),
             "network": pl.col("network"), "asn": pl.col("asn"), "ua_family": pl.col("ua_family"),
             "ua": pl.col("ua"), "hour": pl.col("hour"), "region": pl.col("region")}   # region: profiled, not scored
-    parts = [data.group_by([*keys, expr.alias("v")]).len().select(
-        [*keys, pl.lit(name).alias("f"), pl.col("v").cast(pl.String), "len"]) for name, expr in cols.items()]
-    out: dict[tuple[str, str, int], dict[str, dict[str, int]]] = {}
-    for account, pkey, hour_ts, feature, value, n in pl.concat(parts).iter_rows():
-        out.setdefault((account, pkey, hour_ts), {}).setdefault(feature, {})[value or "-"] = n
+    out = feature_counts(data, keys, cols)
     errors = data.filter(pl.col("error_code").fill_null("") != "").group_by(
         [*keys, "error_code"]).len()
     for account, pkey, hour_ts, code, n in errors.iter_rows():
