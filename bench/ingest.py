@@ -205,18 +205,25 @@ def ingest_reset() -> None:
 
 
 def ingest_run(kind: str, files: list[Path], matcher) -> int:
-    """Every object through object_process (the Celery task's body)."""
+    """Every object the way discovery dispatches it (ingest.services.refs_batched): alone through
+    object_process, or with others through objects_process_batch (the Celery tasks' bodies)."""
     from accounts.models import Account, Detector
     from ingest.models import LogSource, ProcessedObject
-    from ingest.services import object_process
+    from ingest.services import ObjectRef, object_process, objects_process_batch, refs_batched
 
     account, _ = Account.objects.get_or_create(aws_account_id=ACCOUNT, defaults={"name": "bench"})
     detector, _ = Detector.objects.get_or_create(account=account, region=REGION)
     source, _ = LogSource.objects.get_or_create(detector=detector, kind=kind, bucket="bench")
-    for path in files:
-        status = object_process(source=source, bucket="bench", key=str(path), etag="bench",
-                                open_body=lambda p=path: open(p, "rb"), matcher=matcher)
-        assert status == "done", status
+    refs = [ObjectRef("bench", str(path), "bench", path.stat().st_size) for path in files]
+    for batch in refs_batched(refs):
+        if len(batch) == 1:
+            status = object_process(source=source, bucket="bench", key=batch[0].key, etag="bench",
+                                    open_body=lambda key=batch[0].key: open(key, "rb"), matcher=matcher)
+            assert status == "done", status
+            continue
+        done = objects_process_batch(source=source, refs=batch, matcher=matcher,
+                                     fetch=lambda rows: [Path(row.key).read_bytes() for row in rows])
+        assert done == len(batch), (done, len(batch))
     return sum(ProcessedObject.objects.filter(source=source).values_list("records", flat=True))
 
 

@@ -229,6 +229,32 @@ def _tail(log: Path) -> str:
         return ""
 
 
+# Who used the machine's cores during a run: each role's processes, by command line.
+ROLES: dict[str, Callable[[str], bool]] = {
+    "workers": lambda cmd: "celery" in cmd and "bench.celery_app" in cmd,
+    "PostgreSQL": lambda cmd: cmd.startswith("postgres"),
+    "Redis": lambda cmd: cmd.startswith("redis-server"),
+    "moto": lambda cmd: "bench.moto_server" in cmd,
+}
+
+
+def cpu_by_role() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the live processes of each role in ROLES."""
+    out = dict.fromkeys(ROLES, 0.0)
+    tick = os.sysconf("SC_CLK_TCK")
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        for role, matches in ROLES.items():
+            if matches(cmd):
+                out[role] += (int(fields[11]) + int(fields[12])) / tick
+                break
+    return out
+
+
 def pool_children(pid: int) -> list[int]:
     """A prefork worker's pool processes (forked by several of the parent's threads: read each)."""
     pids: list[int] = []

@@ -32,6 +32,7 @@ from bench.stack import (
     Celery,
     Member,
     Skip,
+    cpu_by_role,
     moto_cpu_seconds,
     moto_server,
     new_queue,
@@ -113,6 +114,7 @@ def _process(member: Member, sources: list, objects: int, concurrency: int) -> f
         celery.worker(concurrency)
         routed(queue)
         cold = _warm(member, sources, queue, concurrency)
+        cpu_before = cpu_by_role()
         start = time.monotonic()
         for source in sources:
             discover_source_task.apply_async(args=[source.pk], queue=queue)
@@ -124,9 +126,11 @@ def _process(member: Member, sources: list, objects: int, concurrency: int) -> f
 
         wait_until(done, timeout=1800, poll=0.2, what=f"{objects} objects done")
         seconds = time.monotonic() - start
+        used = {role: cpu - cpu_before[role] for role, cpu in cpu_by_role().items()}
     print(f"# {concurrency} pool process(es): {seconds:.1f}s (after {cold:.1f}s of warm-up); a worker waited on a lock in "
           f"{100 * sum(1 for w in waits if w) / max(len(waits), 1):.0f} % of samples; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; cores used: "
+          + ", ".join(f"{role} {cpu / seconds:.2f}" for role, cpu in used.items()), flush=True)
     return seconds
 
 
