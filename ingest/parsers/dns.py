@@ -14,7 +14,6 @@ recovery and malformed-record samples, as before.
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -125,26 +124,23 @@ def _frame(queries: list[Query]) -> pl.DataFrame:
 # --- the DuckDB path -------------------------------------------------------------------------------
 
 # Where msgspec and DuckDB could disagree, found with byte scans (C speed) before DuckDB reads:
-# a value that is not a string, null, object or array (DuckDB would take a number where a name
-# belongs as its text; msgspec rejects the record), whitespace before a colon (which would hide one
-# from that scan) and any backslash escape (escaped key names, lone surrogates, NUL). Objects or
-# arrays where a string belongs are found in the frame (their text starts with { or [). Each check can only send
-# a batch to msgspec, which is slower, never different. The single-byte scans are memchr: cheap.
-_SCALAR = re.compile(rb'":[^"n{\[]')
+# whitespace before a colon, tabs, carriage returns and any backslash escape (escaped key names, lone
+# surrogates, NUL). DuckDB then reads each field msgspec types as its JSON text, so a value of the
+# wrong type (a number where a name belongs, which DuckDB would turn into its text while msgspec
+# rejects the record) shows in its first character; with no escapes, a string's text is its value
+# in quotes. Each check can only send a batch to msgspec, which is slower, never different.
 
 
 def _plain_for_duckdb(text: bytes) -> bool:
-    if not text.startswith(b"{") or b"\\" in text or b"\t" in text or b"\r" in text:
-        return False
-    if b" " in text and b'" :' in text:
-        return False
-    return _SCALAR.search(text) is None
+    return text.startswith(b"{") and b"\\" not in text
 
 
-_DUCK_COLUMNS = ("{" + ", ".join(f"{name}: 'VARCHAR'" for name in ("query_timestamp", *_FIELDS, "srcport"))
-                 + ", srcids: 'STRUCT(instance VARCHAR, resource VARCHAR)'}")
-_DUCK_SELECT = ", ".join(("query_timestamp", *_FIELDS, "srcport", "srcids.instance AS instance_id",
-                          "srcids.resource AS _resource"))
+_STRINGS = ("query_timestamp", *_FIELDS, "srcport")
+_DUCK_COLUMNS = ("{" + ", ".join(f"{name}: 'JSON'" for name in _STRINGS)
+                 + ", srcids: 'STRUCT(instance JSON, resource JSON)'}")
+_DUCK_SELECT = ", ".join((*_STRINGS, "srcids.instance AS instance_id", "srcids.resource AS _resource"))
+_JSON_TEXT = (*_STRINGS, "instance_id", "_resource")
+_EMPTY = '""'
 
 
 class _Answers(msgspec.Struct, gc=False):
@@ -192,16 +188,16 @@ def _duckdb_frame(batch: bytes) -> pl.DataFrame | None:
         return None
     # Queries msgspec's path would count as malformed (no name or time, an over-long name): it
     # keeps their samples, so it reads this batch.
-    bad = frame.select(
-        (pl.col("query_name").fill_null("") == "") | (pl.col("query_timestamp").fill_null("") == "")
-        | (pl.col("query_name").str.len_chars() > MAX_NAME_CHARS)
-        | pl.any_horizontal(pl.col("query_timestamp", *_FIELDS, "srcport", "instance_id", "_resource")
-                          .str.slice(0, 1).is_in(["{", "["]))
-    ).to_series()
+    bad = frame.select(pl.any_horizontal(
+        ~pl.col(*_JSON_TEXT).str.starts_with('"').fill_null(True),  # not a string: msgspec rejects the record
+        pl.col("query_name", "query_timestamp").fill_null(_EMPTY) == _EMPTY,
+        pl.col("query_name").str.len_chars() > MAX_NAME_CHARS + 2,  # with its quotes
+    )).to_series()
     if bad.any():
         return None
     raw = [a.answers for a in answers]
     joined = pl.Series("answers", [b"\n".join(raw).decode("utf-8", "replace")]).str.split("\n").explode()
+    frame = frame.with_columns(pl.col(*_STRINGS, "instance_id").str.strip_chars('"'))
     frame = frame.with_columns(
         parse_times(frame["query_timestamp"]).alias("query_time"),
         pl.col("query_name").str.to_lowercase().str.strip_suffix("."),
