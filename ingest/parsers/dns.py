@@ -196,12 +196,14 @@ def _duckdb_frame(batch: bytes) -> pl.DataFrame | None:
     )).to_series()
     if bad.any():
         return None
-    raw = [a.answers for a in answers]
-    joined = pl.Series("answers", [b"\n".join(raw).decode("utf-8", "replace")]).str.split("\n").explode()
-    frame = frame.with_columns(pl.col(*_STRINGS, "instance_id").str.strip_chars('"'))
-    frame = frame.with_columns(
-        parse_times(frame["query_timestamp"]).alias("query_time"),
-        pl.col("query_name").str.to_lowercase().str.strip_suffix("."),
-        pl.when(joined == "null").then(None).otherwise(joined).alias("answers"),
+    raw = b"\n".join(map(attrgetter("answers"), answers)).decode("utf-8", "replace")
+    joined = pl.Series("answers", [raw]).str.split("\n").explode()
+    # Each string's JSON text is the string in quotes (no escapes): drop the first and last character.
+    unquoted = {name: pl.col(name).str.head(-1).str.tail(-1) for name in (*_FIELDS, "srcport", "instance_id")}
+    frame = frame.select(
+        parse_times(frame["query_timestamp"].str.head(-1).str.tail(-1)).alias("query_time"),
+        unquoted.pop("query_name").str.to_lowercase().str.strip_suffix("."),
+        **unquoted,
+        answers=pl.when(joined == "null").then(None).otherwise(joined),
     )
     return frame.select(list(SCHEMA))
