@@ -3,12 +3,13 @@
 Two readers, one result. DuckDB's `read_json` turns a batch into columns in C++ (about 3x faster
 than msgspec decoding each query into a Struct and building the frame from Python lists, which
 cost 80 % of DNS ingest), but it is lenient where msgspec is strict: a number where a name belongs
-becomes its text, and it re-serialises JSON values. So DuckDB reads only batches it reads exactly
-as msgspec would, which AWS's own logs are: every line one JSON object, no field of the wrong type
-(a byte-level check, `_LENIENT`), every query with a name and a time. The answers stay the exact
-JSON text of the record (a msgspec pass that skips every other field in C). Any other batch, and
-any batch DuckDB or msgspec rejects, goes through msgspec `decode_lines` with per-line error
-recovery and malformed-record samples, as before.
+becomes its text, and it accepts NaN and trailing commas. So DuckDB reads only batches it reads
+exactly as msgspec would, which AWS's own logs are: no backslash escape, every line one JSON object
+msgspec accepts, every typed field a string or null (DuckDB reads them as JSON text: the first
+character tells), every query with a name and a time. The answers stay the exact JSON text of the
+record (a msgspec pass that skips every other field in C, and rejects what msgspec would). Any
+other batch, and any batch DuckDB or msgspec rejects, goes through msgspec `decode_lines` with
+per-line error recovery and malformed-record samples, as before.
 """
 
 from __future__ import annotations
@@ -123,12 +124,12 @@ def _frame(queries: list[Query]) -> pl.DataFrame:
 
 # --- the DuckDB path -------------------------------------------------------------------------------
 
-# Where msgspec and DuckDB could disagree, found with byte scans (C speed) before DuckDB reads:
-# whitespace before a colon, tabs, carriage returns and any backslash escape (escaped key names, lone
-# surrogates, NUL). DuckDB then reads each field msgspec types as its JSON text, so a value of the
-# wrong type (a number where a name belongs, which DuckDB would turn into its text while msgspec
-# rejects the record) shows in its first character; with no escapes, a string's text is its value
-# in quotes. Each check can only send a batch to msgspec, which is slower, never different.
+# Where msgspec and DuckDB could disagree: any backslash escape (escaped key names, lone surrogates,
+# NUL), found with one memchr before DuckDB reads. DuckDB then reads each field msgspec types as its
+# JSON text, so a value of the wrong type (a number where a name belongs, which DuckDB would turn
+# into its text while msgspec rejects the record) shows in its first character; with no escapes, a
+# string's text is its value in quotes, whatever the whitespace around it. Each check can only send
+# a batch to msgspec, which is slower, never different.
 
 
 def _plain_for_duckdb(text: bytes) -> bool:
