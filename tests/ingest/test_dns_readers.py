@@ -71,6 +71,9 @@ ODD: list[bytes] = [
     LINE[:-1] + b'/*c*/}', LINE[:-1] + b",'x':'y'}", LINE[:-1] + b',"x":"y"}}', LINE + LINE,
     LINE.replace(b'"query_name"', b'"query_name":"dup.example.","query_name"'),
     LINE.replace(b'"instance"', b'"instance":"i-0","instance"'),
+    LINE.replace(b'"query_name"', b'"query_name":5,"query_name"'), LINE.replace(b'"srcids"', b'"srcids":5,"srcids"'),
+    LINE.replace(b'"query_name":"a.example."', b'"query_name":"a.example.","query_name":5'),
+    LINE.replace(b'"answers"', b'"answers":5,"answers"'), _with(query_name="line\u2028sep.example."),
     LINE.replace(b'"query_name"', b'"query\\u005fname"'), LINE.replace(b"a.example", b"a\\u002eexample"),
     LINE.replace(b"a.example", b"a\\\\example"), LINE.replace(b"a.example", b"a\\ud800example"),
     LINE.replace(b"a.example", b"a.\xffexample"), LINE.replace(b"a.example", b"a.\xc3example"),
@@ -79,21 +82,22 @@ ODD: list[bytes] = [
 ]
 
 
-def _read(batch: bytes, *, duckdb: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[pl.DataFrame | None, ParseStats]:
+def _read(batch: bytes, *, duckdb: bool, monkeypatch: pytest.MonkeyPatch,
+          **kw: int) -> tuple[pl.DataFrame | None, ParseStats]:
     with monkeypatch.context() as patch:
         if not duckdb:
             patch.setattr(dns_parser, "_duckdb_frame", lambda batch: None)
         stats = ParseStats()
         try:
-            frames = list(dns_parser.iter_dns(io.BytesIO(batch), stats))
+            frames = list(dns_parser.iter_dns(io.BytesIO(batch), stats, **kw))
         except Exception as error:  # both readers must fail alike
             return None, error  # type: ignore[return-value]
     return (pl.concat(frames) if frames else None), stats
 
 
-def _same(batch: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
-    fast, fast_stats = _read(batch, duckdb=True, monkeypatch=monkeypatch)
-    slow, slow_stats = _read(batch, duckdb=False, monkeypatch=monkeypatch)
+def _same(batch: bytes, monkeypatch: pytest.MonkeyPatch, **kw: int) -> None:
+    fast, fast_stats = _read(batch, duckdb=True, monkeypatch=monkeypatch, **kw)
+    slow, slow_stats = _read(batch, duckdb=False, monkeypatch=monkeypatch, **kw)
     if isinstance(slow_stats, Exception):
         assert type(fast_stats) is type(slow_stats)
         return
@@ -113,6 +117,10 @@ def test_duckdb_reads_each_odd_batch_as_msgspec_does(odd, monkeypatch):
 
 def test_the_plain_aws_batch_takes_the_duckdb_path():
     assert dns_parser._duckdb_frame(GOOD + LINE + b"\n") is not None
+
+
+def test_small_batches_read_alike(monkeypatch):
+    _same(b"".join(GOOD + odd + b"\n" for odd in ODD[:40]), monkeypatch, batch_bytes=4096)
 
 
 def test_random_byte_edits_read_alike(monkeypatch):
