@@ -63,7 +63,7 @@ ODD: list[bytes] = [
     _with(Query_Name="upper.example."), _with(rcode=None), _with(rcode=0), _with(region=["us"]),
     _with(vpc_id={"id": "vpc"}), _with(account_id=123456789012), _with(transport="UDP "),
     _without("srcids"), _without("answers"), _without("srcport"), _without("query_name"), _without("query_timestamp"),
-    b"{}", b"[]", b"5", b'"string"', b"null", b"{broken", b"", b"   ", b"\t", LINE + b"\r", b"  " + LINE, LINE + b"  ",
+    b"{}", b"[]", b"5", b'"string"', b"null", b"{broken", b"", b"   ", b"\t", b"\r", b"\f", LINE + b"\r", b"  " + LINE, LINE + b"  ",
     LINE.replace(b'":"', b'": "'), LINE.replace(b'":"', b'" :"'), LINE.replace(b",", b" , "), LINE.replace(b",", b",\t"),
     LINE.replace(b'{"version"', b'{ "version"'), LINE[:-1] + b",}", LINE[:-1] + b',"x":NaN}', LINE[:-1] + b',"x":Infinity}',
     LINE[:-1] + b',"x":nan}', LINE[:-1] + b',"x":01}', LINE[:-1] + b',"x":.5}', LINE[:-1] + b',"x":1.}',
@@ -117,6 +117,10 @@ def test_duckdb_reads_each_odd_batch_as_msgspec_does(odd, monkeypatch):
 
 def test_the_plain_aws_batch_takes_the_duckdb_path():
     assert dns_parser._duckdb_frame(GOOD + LINE + b"\n") is not None
+
+
+def test_crlf_lines_read_alike(monkeypatch):
+    _same((GOOD + LINE + b"\n").replace(b"\n", b"\r\n"), monkeypatch)
 
 
 def test_small_batches_read_alike(monkeypatch):
