@@ -3,18 +3,18 @@
 Two readers, one result. DuckDB's `read_json` turns a batch into columns in C++ (about 3x faster
 than msgspec decoding each query into a Struct and building the frame from Python lists, which
 cost 80 % of DNS ingest), but it is lenient where msgspec is strict: a number where a name belongs
-becomes its text, and it re-serialises JSON values. So DuckDB reads only batches it reads exactly
-as msgspec would, which AWS's own logs are: every line one JSON object, no field of the wrong type
-(a byte-level check, `_LENIENT`), every query with a name and a time. The answers stay the exact
-JSON text of the record (a msgspec pass that skips every other field in C). Any other batch, and
-any batch DuckDB or msgspec rejects, goes through msgspec `decode_lines` with per-line error
-recovery and malformed-record samples, as before.
+becomes its text, and it accepts NaN and trailing commas. So DuckDB reads only batches it reads
+exactly as msgspec would, which AWS's own logs are: no backslash escape, every line one JSON object
+msgspec accepts, every typed field a string or null (DuckDB reads them as JSON text: the first
+character tells), every query with a name and a time. The answers stay the exact JSON text of the
+record (a msgspec pass that skips every other field in C, and rejects what msgspec would). Any
+other batch, and any batch DuckDB or msgspec rejects, goes through msgspec `decode_lines` with
+per-line error recovery and malformed-record samples, as before.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -68,9 +68,9 @@ def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_B
             raise UnreadableObject("not a Route 53 Resolver query log: expected JSON lines")
         first = False
         frame = _duckdb_frame(batch)
-        if frame is not None:
+        if frame is not None:  # no backslash in its batch, so no escaped NUL to scrub
             stats.records += frame.height
-            yield scrub_nul(frame) if JSON_NUL in batch else frame
+            yield frame
             continue
         with gc_paused():  # ends before the yield: the rules run with the collector on
             try:
@@ -124,27 +124,24 @@ def _frame(queries: list[Query]) -> pl.DataFrame:
 
 # --- the DuckDB path -------------------------------------------------------------------------------
 
-# Where msgspec and DuckDB could disagree, found with byte scans (C speed) before DuckDB reads:
-# a value that is not a string, null, object or array (DuckDB would take a number where a name
-# belongs as its text; msgspec rejects the record), whitespace before a colon (which would hide one
-# from that scan) and any backslash escape (escaped key names, lone surrogates, NUL). Objects or
-# arrays where a string belongs are found in the frame (their text starts with { or [). Each check can only send
-# a batch to msgspec, which is slower, never different. The single-byte scans are memchr: cheap.
-_SCALAR = re.compile(rb'":[^"n{\[]')
+# Where msgspec and DuckDB could disagree: any backslash escape (escaped key names, lone surrogates,
+# NUL), found with one memchr before DuckDB reads. DuckDB then reads each field msgspec types as its
+# JSON text, so a value of the wrong type (a number where a name belongs, which DuckDB would turn
+# into its text while msgspec rejects the record) shows in its first character; with no escapes, a
+# string's text is its value in quotes, whatever the whitespace around it. Each check can only send
+# a batch to msgspec, which is slower, never different.
 
 
 def _plain_for_duckdb(text: bytes) -> bool:
-    if not text.startswith(b"{") or b"\\" in text or b"\t" in text or b"\r" in text:
-        return False
-    if b" " in text and b'" :' in text:
-        return False
-    return _SCALAR.search(text) is None
+    return text.startswith(b"{") and b"\\" not in text
 
 
-_DUCK_COLUMNS = ("{" + ", ".join(f"{name}: 'VARCHAR'" for name in ("query_timestamp", *_FIELDS, "srcport"))
-                 + ", srcids: 'STRUCT(instance VARCHAR, resource VARCHAR)'}")
-_DUCK_SELECT = ", ".join(("query_timestamp", *_FIELDS, "srcport", "srcids.instance AS instance_id",
-                          "srcids.resource AS _resource"))
+_STRINGS = ("query_timestamp", *_FIELDS, "srcport")
+_DUCK_COLUMNS = ("{" + ", ".join(f"{name}: 'JSON'" for name in _STRINGS)
+                 + ", srcids: 'STRUCT(instance JSON, resource JSON)'}")
+_DUCK_SELECT = ", ".join((*_STRINGS, "srcids.instance AS instance_id", "srcids.resource AS _resource"))
+_JSON_TEXT = (*_STRINGS, "instance_id", "_resource")
+_EMPTY = '""'
 
 
 class _Answers(msgspec.Struct, gc=False):
@@ -187,24 +184,27 @@ def _duckdb_frame(batch: bytes) -> pl.DataFrame | None:
         return None
     finally:
         os.unlink(fh.name)
-    # One record per line for both readers (msgspec skips blank lines: then the counts differ).
-    if frame.height != len(answers) or frame.height != batch.count(b"\n") + (not batch.endswith(b"\n")):
+    # The same records for both readers: DuckDB reads one object per non-blank line or fails, so
+    # equal counts mean msgspec read the same objects, in the same order.
+    if frame.height != len(answers):
         return None
     # Queries msgspec's path would count as malformed (no name or time, an over-long name): it
     # keeps their samples, so it reads this batch.
-    bad = frame.select(
-        (pl.col("query_name").fill_null("") == "") | (pl.col("query_timestamp").fill_null("") == "")
-        | (pl.col("query_name").str.len_chars() > MAX_NAME_CHARS)
-        | pl.any_horizontal(pl.col("query_timestamp", *_FIELDS, "srcport", "instance_id", "_resource")
-                          .str.slice(0, 1).is_in(["{", "["]))
-    ).to_series()
+    bad = frame.select(pl.any_horizontal(
+        ~pl.col(*_JSON_TEXT).str.starts_with('"').fill_null(True),  # not a string: msgspec rejects the record
+        pl.col("query_name", "query_timestamp").fill_null(_EMPTY) == _EMPTY,
+        pl.col("query_name").str.len_chars() > MAX_NAME_CHARS + 2,  # with its quotes
+    )).to_series()
     if bad.any():
         return None
-    raw = [a.answers for a in answers]
-    joined = pl.Series("answers", [b"\n".join(raw).decode("utf-8", "replace")]).str.split("\n").explode()
-    frame = frame.with_columns(
-        parse_times(frame["query_timestamp"]).alias("query_time"),
-        pl.col("query_name").str.to_lowercase().str.strip_suffix("."),
-        pl.when(joined == "null").then(None).otherwise(joined).alias("answers"),
+    raw = b"\n".join(map(attrgetter("answers"), answers)).decode("utf-8", "replace")
+    joined = pl.Series("answers", [raw]).str.split("\n").explode()
+    # Each string's JSON text is the string in quotes (no escapes): drop the first and last character.
+    unquoted = {name: pl.col(name).str.head(-1).str.tail(-1) for name in (*_FIELDS, "srcport", "instance_id")}
+    frame = frame.select(
+        parse_times(frame["query_timestamp"].str.head(-1).str.tail(-1)).alias("query_time"),
+        unquoted.pop("query_name").str.to_lowercase().str.strip_suffix("."),
+        **unquoted,
+        answers=pl.when(joined == "null").then(None).otherwise(joined),
     )
     return frame.select(list(SCHEMA))
