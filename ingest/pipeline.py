@@ -19,7 +19,7 @@ import polars as pl
 from findings.catalog import CLOUD_TRAIL, DNS_LOGS, FLOW_LOGS, S3_LOGS
 from ingest.inventory import Inventory
 from ingest.parsers import MALFORMED_SAMPLES, ParseStats, UnreadableObject, scrub_nul
-from ingest.parsers.cloudtrail import iter_cloudtrail
+from ingest.parsers.cloudtrail import iter_cloudtrail, iter_cloudtrail_many
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
 from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, load_rules, rules_for
@@ -115,24 +115,21 @@ class Pipeline:
         records analysed in one frame. Every rule and model costs about the same for 3 records as for
         3,000, so a quiet account's hundreds of tiny CloudTrail files pay it once, not once each."""
         result = ObjectResult(kind)
-        per_object: dict[str, ParseStats] = {}
-        frames = []
-        for name, open_stream in streams:
-            stats = per_object[name] = ParseStats()
-            stream = open_stream()
-            try:
-                frames.extend(PARSERS[kind](stream, stats))
-            finally:
-                close = getattr(stream, "close", None)
-                if close:
-                    close()
+        streams = list(streams)
+        per_object = {name: ParseStats() for name, _ in streams}
+        opened = [(open_stream, per_object[name]) for name, open_stream in streams]
+        if kind == CLOUDTRAIL:  # one frame for many objects' decoded events
+            frames = list(iter_cloudtrail_many(opened))
+        else:
+            frames = [frame for open_stream, stats in opened for frame in _parsed(kind, open_stream, stats)]
+        for stats in per_object.values():
             for attr in ("records", "malformed", "bytes_uncompressed"):
                 setattr(result.stats, attr, getattr(result.stats, attr) + getattr(stats, attr))
             result.stats.malformed_samples = (result.stats.malformed_samples + stats.malformed_samples)[:MALFORMED_SAMPLES]
-        if frames:
-            # The parsers scrubbed NUL from their frames already (ingest.parsers.scrub_nul).
-            self.process_frame(kind, pl.concat(frames, how="diagonal_relaxed"), result, aws_account_id=aws_account_id,
-                               region=region)
+        # The parsers scrubbed NUL from their frames already (ingest.parsers.scrub_nul). One chunk
+        # per column: hundreds of tiny frames' chunks would make every later filter walk them all.
+        for frame in _joined(frames):
+            self.process_frame(kind, frame, result, aws_account_id=aws_account_id, region=region)
         self._meter_bytes(result, region)
         return result, per_object
 
@@ -210,6 +207,22 @@ class Pipeline:
             share = remaining if i == len(keys) - 1 else result.stats.bytes_uncompressed * result.usage[k][0] // max(rows, 1)
             result.usage[k][1] += share
             remaining -= share
+
+
+def _parsed(kind: str, open_stream: Callable[[], IO[bytes]], stats: ParseStats) -> list[pl.DataFrame]:
+    stream = open_stream()
+    try:
+        return list(PARSERS[kind](stream, stats))
+    finally:
+        close = getattr(stream, "close", None)
+        if close:
+            close()
+
+
+def _joined(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    if len(frames) <= 1:
+        return frames
+    return [pl.concat(frames, how="diagonal_relaxed").rechunk()]
 
 
 def iter_local_files(paths: list[str]) -> Iterator[str]:

@@ -8,11 +8,12 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from ingest import synthetic as syn
 from ingest.parsers import ParseStats, UnreadableObject
-from ingest.parsers.cloudtrail import iter_cloudtrail
+from ingest.parsers.cloudtrail import iter_cloudtrail, iter_cloudtrail_many
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
 
@@ -54,6 +55,27 @@ def test_cloudtrail_large_object_streams_in_batches_with_same_result():
     assert stats.records == whole_stats.records == 3000
     assert sum(f.height for f in batches) == 3000
     assert stats.bytes_uncompressed == whole_stats.bytes_uncompressed == len(syn.cloudtrail_body(events))
+
+
+def test_cloudtrail_many_objects_read_into_one_frame_each_counted_on_its_own():
+    """A batch of small objects: the same rows as reading each alone, in one frame (up to
+    batch_events), with each object's records, malformed records and bytes in its own stats."""
+    bodies = []
+    for i, n in enumerate((3, 1, 5, 2)):
+        events = syn.benign_cloudtrail(n=n, account="123456789012", region="us-east-1", start=T0, seed=i)
+        bodies.append(gzip.compress(syn.cloudtrail_body(events)))
+    lines = syn.benign_cloudtrail(n=2, account="123456789012", region="us-east-1", start=T0, seed=9)
+    bodies.append("\n".join(json.dumps(e) for e in lines).encode() + b"\n{not json\n")  # JSON lines, one bad
+    stats = [ParseStats() for _ in bodies]
+    frames = list(iter_cloudtrail_many([(lambda b=b: io.BytesIO(b), st) for b, st in zip(bodies, stats, strict=True)]))
+    alone = [parse(iter_cloudtrail, b) for b in bodies]
+    assert len(frames) == 1
+    assert frames[0].equals(pl.concat([f for fs, _ in alone for f in fs]))
+    assert [s.records for s in stats] == [3, 1, 5, 2, 2] == [st.records for _, st in alone]
+    assert [s.malformed for s in stats] == [0, 0, 0, 0, 1]
+    assert [s.bytes_uncompressed for s in stats] == [st.bytes_uncompressed for _, st in alone]
+    split = list(iter_cloudtrail_many([(lambda b=b: io.BytesIO(b), ParseStats()) for b in bodies], batch_events=4))
+    assert [f.height for f in split] == [4, 5, 4] and pl.concat(split).equals(frames[0])
 
 
 def test_cloudtrail_bad_record_is_counted_and_the_rest_kept():
