@@ -69,7 +69,7 @@ def _local_addresses(frame: pl.DataFrame, sample: int = 20_000) -> pl.DataFrame:
 
 
 def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
-    """Egress records with the subject key (instance id, else ENI), hour, remote port and peer."""
+    """Egress records with the subject key (instance id, else ENI), hour and outbound flag."""
     if frame.is_empty():
         return frame
     missing = [pl.lit(None, dtype=pl.String).alias(c) for c in ("instance_id", "flow_direction", "action")
@@ -95,13 +95,9 @@ def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
         frame = frame.with_columns(
             pl.when(src_private & ~dst_private).then(pl.col("srcaddr"))
             .when(dst_private & ~src_private).then(pl.col("dstaddr")).alias("local"))
-        ambiguous = frame.filter(pl.col("local").is_null())["interface_id"].unique()
-        if len(ambiguous):
-            rows = frame.select("interface_id", "srcaddr", "dstaddr").filter(  # all _local_addresses reads
-                pl.col("interface_id").is_in(ambiguous.implode()))
-            frequent = _local_addresses(rows).rename({"local": "_frequent"})
-            frame = frame.join(frequent, on="interface_id", how="left").with_columns(
-                pl.coalesce("local", "_frequent").alias("local")).drop("_frequent")
+        unset = frame.select(pl.arg_where(pl.col("local").is_null())).to_series()
+        if len(unset):
+            frame = frame.with_columns(_fill_local(frame, unset))
         out = frame.filter(pl.col("srcaddr") == pl.col("local"))
     if inventory is not None and getattr(inventory, "links", None):
         links = inventory.links
@@ -114,18 +110,41 @@ def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
         pl.coalesce("instance_id", "interface_id").alias("subject"),
         ((pl.col("start") // 3600) * 3600).alias("hour_ts"),
         ((pl.col("dstport") < pl.col("srcport")) & pl.col("dstport").is_not_null()).alias("outbound"),
-        (pl.col("protocol").cast(pl.String) + "/" + pl.col("dstport").cast(pl.String)).alias("port"),
         pl.col("bytes").fill_null(0),
     )
 
 
+def _fill_local(frame: pl.DataFrame, unset: pl.Series) -> pl.Series:
+    """`local` with its rows at `unset` (few: both sides alike) set to their interface's most
+    frequent address. Written in place by row number: a join over the whole frame cost more than
+    the rest of prepare, for a handful of rows."""
+    interfaces = frame["interface_id"].gather(unset)
+    rows = frame.select("interface_id", "srcaddr", "dstaddr").filter(  # all _local_addresses reads
+        pl.col("interface_id").is_in(interfaces.unique().implode()))
+    frequent = dict(_local_addresses(rows).iter_rows())
+    return frame["local"].scatter(unset, [frequent.get(i) for i in interfaces.to_list()])
+
+
+def _port(protocol: pl.Expr, dstport: pl.Expr) -> pl.Expr:
+    """The "remote port" feature value, e.g. "6/443"."""
+    return protocol.cast(pl.String) + "/" + dstport.cast(pl.String)
+
+
 def _observations(egress: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, dict[str, int]]]:
     out: dict[tuple[str, str, int], dict[str, dict[str, int]]] = {}
-    outbound = _with_peer_network(egress.filter(pl.col("outbound")))
-    for feature, column in (("port", "port"), ("protocol", "protocol"), ("peer", "peer")):
-        grouped = (outbound.group_by("account_id", "subject", "hour_ts", pl.col(column).cast(pl.String).alias("v"))
-                   .len().sort("len", descending=True)
-                   .group_by("account_id", "subject", "hour_ts", maintain_order=True).head(VALUES_TOP))
+    keys = ("account_id", "subject", "hour_ts")
+    outbound = egress.filter(pl.col("outbound"))
+    # Two group-bys over the records; each feature's values come from their (far fewer) groups.
+    by_port = outbound.group_by(*keys, "protocol", "dstport").len()
+    by_host = outbound.group_by(*keys, "dstaddr").len()
+    counts = {
+        "port": by_port.select(*keys, _port(pl.col("protocol"), pl.col("dstport")).alias("v"), "len"),
+        "protocol": by_port.select(*keys, pl.col("protocol").cast(pl.String).alias("v"), "len"),
+        "peer": _with_peer_network(by_host).select(*keys, pl.col("peer").alias("v"), "len"),
+    }
+    for feature, values in counts.items():
+        grouped = (values.group_by(*keys, "v").agg(pl.col("len").sum()).sort("len", descending=True)
+                   .group_by(*keys, maintain_order=True).head(VALUES_TOP))
         for account, subject, hour_ts, value, n in grouped.iter_rows():
             out.setdefault((account or "", subject, hour_ts), {}).setdefault(feature, {})[value or "-"] = n
     # Egress bytes per remote host and hour; only each instance-hour's biggest hosts matter for the
@@ -192,7 +211,7 @@ def _port_findings(account_id: str, subject: str, hour_ts: int, obs: dict[str, d
             continue
         flagged[f"port:{port}"] = 1
         proto, _, number = port.partition("/")
-        port_rows = rows.filter(pl.col("outbound") & (pl.col("port") == port)).sort("start")
+        port_rows = rows.filter(pl.col("outbound") & (_port(pl.col("protocol"), pl.col("dstport")) == port)).sort("start")
         if port_rows.is_empty():
             continue
         first = port_rows.row(0, named=True)
