@@ -61,7 +61,7 @@ def iter_flow(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_
                 fields = V2_FIELDS
             else:
                 batch = batch[first_end + 1:] if first_end >= 0 else b""
-        if batch.strip():
+        if batch and not batch.isspace():  # strip() would copy the batch to tell the same
             frame = _frame(batch, fields, stats)
             yield scrub_nul(frame) if RAW_NUL in batch else frame
 

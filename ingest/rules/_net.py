@@ -46,10 +46,18 @@ def is_public(col: str | pl.Expr) -> pl.Expr:
     return ~is_private(col)
 
 
-def private_addresses(frame: pl.DataFrame, columns: tuple[str, ...], test: Any) -> pl.Series:
+def frame_addresses(frame: pl.DataFrame, columns: tuple[str, ...] = ("srcaddr", "dstaddr")) -> pl.Series:
+    """The distinct non-null values of `columns` (a flow frame's addresses)."""
+    return pl.concat([frame[c] for c in columns]).drop_nulls().unique()
+
+
+def private_addresses(frame: pl.DataFrame, columns: tuple[str, ...], test: Any,
+                      values: pl.Series | None = None) -> pl.Series:
     """The distinct values of `columns` for which `test` (an address column -> bool Expr) holds,
-    imploded for `is_in`: one regex per distinct address instead of one per row."""
-    values = pl.concat([frame[c] for c in columns]).drop_nulls().unique()
+    imploded for `is_in`: one regex per distinct address instead of one per row. `values`: those
+    distinct values (`frame_addresses`), when already known."""
+    if values is None:
+        values = frame_addresses(frame, columns)
     return values.filter(pl.select(test(pl.lit(values)).fill_null(False)).to_series()).implode()
 
 
@@ -108,7 +116,8 @@ def oriented(frame: pl.DataFrame, ctx: RuleContext) -> pl.DataFrame:
     (the interface's address counts need the whole frame, not a rule's subset)."""
     cache = ctx.__dict__.setdefault("_oriented", {})
     if cache.get("frame") is not frame:
-        private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
+        # ctx.addresses: the pipeline's distinct addresses of this frame, found for the intel lookup.
+        private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private, ctx.addresses)
         cache["frame"], cache["private"], cache["value"] = frame, private, orient(frame, private)
     return cache["value"]
 
