@@ -40,8 +40,8 @@ CASES = [
       state="per (instance, port): the first time each public host was probed within the window")
 def port_sweep(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     probes = oriented(frame, ctx).filter(pl.col("protocol").is_in([6, 17]) & (
-        (pl.col("packets") <= ctx.setting("max_probe_packets")) | (pl.col("action") == "REJECT"))).filter(
-        (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx))
+        (pl.col("packets") <= ctx.setting("max_probe_packets")) | (pl.col("action") == "REJECT"))
+        & (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx))
     probes = probes.with_columns(pl.concat_str("resource_key", pl.col("remote_port").cast(pl.String), separator="|")
                                  .alias("key"))
     wide = probes.group_by("key").agg(pl.col("remote").n_unique().alias("_n")).filter(

@@ -71,8 +71,7 @@ def unusual_resolver(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detectio
             .when((port == 853) & (proto == 6)).then(pl.lit("DoT"))
             .when((port == 443) & pl.col("remote").is_in(ctx.setting("doh_servers"))).then(pl.lit("DoH")))
     lookups = flows_.filter((pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx)
-                              & proto.is_in([6, 17])).with_columns(kind.alias("kind")).filter(
-        pl.col("kind").is_not_null())
+                            & proto.is_in([6, 17]) & kind.is_not_null()).with_columns(kind.alias("kind"))
     if lookups.is_empty():
         return
     pairs = lookups.group_by("resource_key", "kind", "remote").agg(pl.col("start").min().alias("_t"))
