@@ -120,8 +120,8 @@ def _fill_local(frame: pl.DataFrame, unset: pl.Series) -> pl.Series:
     frequent address among the records kept (`_keep`). Written in place by row number: a join over
     the whole frame cost more than the rest of prepare, for a handful of rows."""
     interfaces = frame["interface_id"].gather(unset)
-    rows = frame.filter(pl.col("_keep") & pl.col("interface_id").is_in(interfaces.unique().implode())).select(
-        "interface_id", "srcaddr", "dstaddr")  # all _local_addresses reads
+    rows = frame.select("interface_id", "srcaddr", "dstaddr", "_keep").filter(  # all _local_addresses reads
+        pl.col("_keep") & pl.col("interface_id").is_in(interfaces.unique().implode())).drop("_keep")
     frequent = dict(_local_addresses(rows).iter_rows())
     return frame["local"].scatter(unset, [frequent.get(i) for i in interfaces.to_list()])
 

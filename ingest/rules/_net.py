@@ -87,8 +87,8 @@ def orient(frame: pl.DataFrame, private: pl.Series | None = None) -> pl.DataFram
         # are looked up, so only theirs are counted (the frame's other rows are filtered out first).
         wanted = pl.concat([ambiguous["srcaddr"], ambiguous["dstaddr"]]).unique().implode()
         seen = pl.concat([
-            frame.filter(pl.col("srcaddr").is_in(wanted)).select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")),
-            frame.filter(pl.col("dstaddr").is_in(wanted)).select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")),
+            frame.select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")).filter(pl.col("addr").is_in(wanted)),
+            frame.select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")).filter(pl.col("addr").is_in(wanted)),
         ]).group_by("interface_id", "addr").len("_n")
         ambiguous = (ambiguous
                      .join(seen.rename({"addr": "srcaddr", "_n": "_src_n"}), on=["interface_id", "srcaddr"], how="left",
