@@ -157,7 +157,7 @@ class Pipeline:
         if self.anomaly is not None and kind in (CLOUDTRAIL, FLOW):
             # After the rules, in frame order: score each principal/instance-hour, then learn it.
             for detection in self.anomaly.detect(kind, frame, aws_account_id=aws_account_id, region=region,
-                                                 inventory=self.inventory):
+                                                 inventory=self.inventory, addresses=ctx.addresses):
                 detection.region = detection.region or region
                 result.detections.append(detection)
         self._meter(kind, frame, result, region)

@@ -70,8 +70,9 @@ def _local_addresses(frame: pl.DataFrame, sample: int = 20_000) -> pl.DataFrame:
         pl.col("addr").filter(pl.col("len") == pl.col("len").max()).sort().first().alias("local"))
 
 
-def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
-    """Egress records with the subject key (instance id, else ENI), hour and outbound flag."""
+def prepare(frame: pl.DataFrame, inventory: Any = None, *, addresses: pl.Series | None = None) -> pl.DataFrame:
+    """Egress records with the subject key (instance id, else ENI), hour and outbound flag.
+    `addresses`: the frame's distinct addresses (ingest.rules._net.frame_addresses), when known."""
     if frame.is_empty():
         return frame
     missing = [pl.lit(None, dtype=pl.String).alias(c) for c in ("instance_id", "flow_direction", "action")
@@ -90,7 +91,7 @@ def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
         # An ENI's records carry its private address: when exactly one side is private, that side is
         # the instance. Otherwise (VPC-internal or odd records) the interface's most frequent address is.
         # Tested once per distinct address, then looked up per row (a regex per row cost more).
-        private = private_addresses(frame, ("srcaddr", "dstaddr"), _private)
+        private = private_addresses(frame, ("srcaddr", "dstaddr"), _private, addresses)
         src_private = pl.col("srcaddr").is_in(private).fill_null(False)
         dst_private = pl.col("dstaddr").is_in(private).fill_null(False)
         frame = frame.with_columns(
