@@ -94,13 +94,16 @@ def prepare(frame: pl.DataFrame, inventory: Any = None, *, addresses: pl.Series 
         private = private_addresses(frame, ("srcaddr", "dstaddr"), _private, addresses)
         src_private = pl.col("srcaddr").is_in(private).fill_null(False)
         dst_private = pl.col("dstaddr").is_in(private).fill_null(False)
+        # `_egress`: the source is the instance's address (null: both sides alike, decided below).
+        # Kept records are egress ones, so their local address is their source.
         frame = frame.with_columns(
-            pl.when(src_private & ~dst_private).then(pl.col("srcaddr"))
-            .when(dst_private & ~src_private).then(pl.col("dstaddr")).alias("local"), keep.alias("_keep"))
-        unset = frame.select(pl.arg_where(pl.col("local").is_null() & pl.col("_keep"))).to_series()
+            pl.when(src_private & ~dst_private).then(True).when(dst_private & ~src_private).then(False)
+            .alias("_egress"), keep.alias("_keep"))
+        unset = frame.select(pl.arg_where(pl.col("_egress").is_null() & pl.col("_keep"))).to_series()
         if len(unset):
-            frame = frame.with_columns(_fill_local(frame, unset))
-        out = frame.filter(pl.col("_keep") & (pl.col("srcaddr") == pl.col("local"))).drop("_keep")
+            frame = frame.with_columns(_fill_egress(frame, unset))
+        out = (frame.filter(pl.col("_keep") & pl.col("_egress")).drop("_keep", "_egress")
+               .with_columns(pl.col("srcaddr").alias("local")))
     if inventory is not None and getattr(inventory, "links", None):
         links = inventory.links
         enis = out["interface_id"].unique().to_list()
@@ -116,15 +119,18 @@ def prepare(frame: pl.DataFrame, inventory: Any = None, *, addresses: pl.Series 
     )
 
 
-def _fill_local(frame: pl.DataFrame, unset: pl.Series) -> pl.Series:
-    """`local` with its rows at `unset` (few: both sides alike) set to their interface's most
-    frequent address among the records kept (`_keep`). Written in place by row number: a join over
-    the whole frame cost more than the rest of prepare, for a handful of rows."""
+def _fill_egress(frame: pl.DataFrame, unset: pl.Series) -> pl.Series:
+    """`_egress` with its rows at `unset` (few: both sides alike) set to whether their source is their
+    interface's most frequent address among the records kept (`_keep`). Written in place by row
+    number: a join over the whole frame cost more than the rest of prepare, for a handful of rows."""
     interfaces = frame["interface_id"].gather(unset)
     rows = frame.select("interface_id", "srcaddr", "dstaddr", "_keep").filter(  # all _local_addresses reads
         pl.col("_keep") & pl.col("interface_id").is_in(interfaces.unique().implode())).drop("_keep")
     frequent = dict(_local_addresses(rows).iter_rows())
-    return frame["local"].scatter(unset, [frequent.get(i) for i in interfaces.to_list()])
+    sources = frame["srcaddr"].gather(unset).to_list()
+    egress = [None if src is None or frequent.get(i) is None else src == frequent[i]
+              for i, src in zip(interfaces.to_list(), sources, strict=True)]
+    return frame["_egress"].scatter(unset, egress)
 
 
 def _port(protocol: pl.Expr, dstport: pl.Expr) -> pl.Expr:
