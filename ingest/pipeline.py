@@ -23,6 +23,7 @@ from ingest.parsers.cloudtrail import iter_cloudtrail, iter_cloudtrail_many
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
 from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, load_rules, rules_for
+from ingest.rules._net import frame_addresses
 from ingest.state import MemoryStateStore
 
 logger = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class Pipeline:
         if self.anomaly is not None and kind in (CLOUDTRAIL, FLOW):
             # After the rules, in frame order: score each principal/instance-hour, then learn it.
             for detection in self.anomaly.detect(kind, frame, aws_account_id=aws_account_id, region=region,
-                                                 inventory=self.inventory):
+                                                 inventory=self.inventory, addresses=ctx.addresses):
                 detection.region = detection.region or region
                 result.detections.append(detection)
         self._meter(kind, frame, result, region)
@@ -162,19 +163,21 @@ class Pipeline:
         ip_hits: dict = {}
         domain_hits: dict = {}
         trusted: set[str] = set()
+        addresses = None
         if kind == CLOUDTRAIL:
             ips = frame["source_ip"].drop_nulls().unique().to_list()
             ip_hits = self.matcher.lookup_ips(ips)
             trusted = self.matcher.trusted_ips(ips)
         elif kind == FLOW:
-            ips = pl.concat([frame["srcaddr"], frame["dstaddr"]]).drop_nulls().unique().to_list()
+            addresses = frame_addresses(frame)
+            ips = addresses.to_list()
             ip_hits = self.matcher.lookup_ips(ips)
             trusted = self.matcher.trusted_ips(ips)
         else:
             # Resolver names repeat heavily: match each distinct name once (limits.md finding 6).
             domain_hits = self.matcher.lookup_domains(frame["query_name"].drop_nulls().unique().to_list())
         return RuleContext(aws_account_id=aws_account_id, region=region, ip_hits=ip_hits, domain_hits=domain_hits,
-                           trusted_ips=trusted, inventory=self.inventory, state=self.state)
+                           trusted_ips=trusted, inventory=self.inventory, state=self.state, addresses=addresses)
 
     def _meter(self, kind: str, frame: pl.DataFrame, result: ObjectResult, region: str) -> None:
         if kind == CLOUDTRAIL:
@@ -192,6 +195,10 @@ class Pipeline:
         else:
             time_col = "start_time" if kind == FLOW else "query_time"
             source = FLOW_LOGS if kind == FLOW else DNS_LOGS
+            first, last = frame[time_col].min(), frame[time_col].max()
+            if first.date() == last.date():  # the usual object, within one day: no group-by
+                result.usage[(source, region, first.date(), "")][0] += frame.height
+                return
             for day, n in frame.group_by(pl.col(time_col).dt.date().alias("day")).len().iter_rows():
                 result.usage[(source, region, day, "")][0] += n
 

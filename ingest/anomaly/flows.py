@@ -64,12 +64,15 @@ def _local_addresses(frame: pl.DataFrame, sample: int = 20_000) -> pl.DataFrame:
     both = pl.concat([frame.select("interface_id", pl.col("srcaddr").alias("addr")),
                       frame.select("interface_id", pl.col("dstaddr").alias("addr"))])
     counted = both.group_by("interface_id", "addr").len()
-    return (counted.sort(["interface_id", "len", "addr"], descending=[False, True, False])
-            .group_by("interface_id", maintain_order=True).first().select("interface_id", pl.col("addr").alias("local")))
+    # The most frequent address, the first in sort order (nulls first) on a tie: sorting only the
+    # tied addresses of each interface, not every counted pair.
+    return counted.group_by("interface_id").agg(
+        pl.col("addr").filter(pl.col("len") == pl.col("len").max()).sort().first().alias("local"))
 
 
-def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
-    """Egress records with the subject key (instance id, else ENI), hour, remote port and peer."""
+def prepare(frame: pl.DataFrame, inventory: Any = None, *, addresses: pl.Series | None = None) -> pl.DataFrame:
+    """Egress records with the subject key (instance id, else ENI), hour and outbound flag.
+    `addresses`: the frame's distinct addresses (ingest.rules._net.frame_addresses), when known."""
     if frame.is_empty():
         return frame
     missing = [pl.lit(None, dtype=pl.String).alias(c) for c in ("instance_id", "flow_direction", "action")
@@ -79,30 +82,28 @@ def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
     # Only the columns used here: every filter and join below then copies a third of the frame.
     frame = frame.select("account_id", "interface_id", "instance_id", "flow_direction", "srcaddr", "dstaddr",
                          "srcport", "dstport", "protocol", "bytes", "start", "end", "action")
-    frame = frame.filter(pl.col("interface_id").is_not_null() & pl.col("start").is_not_null()
-                         & (pl.col("action").fill_null("ACCEPT") == "ACCEPT"))
-    if frame["flow_direction"].null_count() < frame.height:
-        frame = frame.with_columns(pl.when(pl.col("flow_direction") == "egress").then(pl.col("srcaddr"))
-                                   .otherwise(pl.col("dstaddr")).alias("local"))
-        out = frame.filter(pl.col("flow_direction") == "egress")
+    # The records the model reads, as a mask: one filter at the end copies the frame instead of two.
+    keep = (pl.col("interface_id").is_not_null() & pl.col("start").is_not_null()
+            & (pl.col("action").fill_null("ACCEPT") == "ACCEPT"))
+    if frame.select((keep & pl.col("flow_direction").is_not_null()).any()).item():
+        out = frame.filter(keep & (pl.col("flow_direction") == "egress")).with_columns(pl.col("srcaddr").alias("local"))
     else:
         # An ENI's records carry its private address: when exactly one side is private, that side is
         # the instance. Otherwise (VPC-internal or odd records) the interface's most frequent address is.
         # Tested once per distinct address, then looked up per row (a regex per row cost more).
-        private = private_addresses(frame, ("srcaddr", "dstaddr"), _private)
+        private = private_addresses(frame, ("srcaddr", "dstaddr"), _private, addresses)
         src_private = pl.col("srcaddr").is_in(private).fill_null(False)
         dst_private = pl.col("dstaddr").is_in(private).fill_null(False)
+        # `_egress`: the source is the instance's address (null: both sides alike, decided below).
+        # Kept records are egress ones, so their local address is their source.
         frame = frame.with_columns(
-            pl.when(src_private & ~dst_private).then(pl.col("srcaddr"))
-            .when(dst_private & ~src_private).then(pl.col("dstaddr")).alias("local"))
-        ambiguous = frame.filter(pl.col("local").is_null())["interface_id"].unique()
-        if len(ambiguous):
-            rows = frame.select("interface_id", "srcaddr", "dstaddr").filter(  # all _local_addresses reads
-                pl.col("interface_id").is_in(ambiguous.implode()))
-            frequent = _local_addresses(rows).rename({"local": "_frequent"})
-            frame = frame.join(frequent, on="interface_id", how="left").with_columns(
-                pl.coalesce("local", "_frequent").alias("local")).drop("_frequent")
-        out = frame.filter(pl.col("srcaddr") == pl.col("local"))
+            pl.when(src_private & ~dst_private).then(True).when(dst_private & ~src_private).then(False)
+            .alias("_egress"), keep.alias("_keep"))
+        unset = frame.select(pl.arg_where(pl.col("_egress").is_null() & pl.col("_keep"))).to_series()
+        if len(unset):
+            frame = frame.with_columns(_fill_egress(frame, unset))
+        out = (frame.filter(pl.col("_keep") & pl.col("_egress")).drop("_keep", "_egress")
+               .with_columns(pl.col("srcaddr").alias("local")))
     if inventory is not None and getattr(inventory, "links", None):
         links = inventory.links
         enis = out["interface_id"].unique().to_list()
@@ -114,18 +115,44 @@ def prepare(frame: pl.DataFrame, inventory: Any = None) -> pl.DataFrame:
         pl.coalesce("instance_id", "interface_id").alias("subject"),
         ((pl.col("start") // 3600) * 3600).alias("hour_ts"),
         ((pl.col("dstport") < pl.col("srcport")) & pl.col("dstport").is_not_null()).alias("outbound"),
-        (pl.col("protocol").cast(pl.String) + "/" + pl.col("dstport").cast(pl.String)).alias("port"),
         pl.col("bytes").fill_null(0),
     )
 
 
+def _fill_egress(frame: pl.DataFrame, unset: pl.Series) -> pl.Series:
+    """`_egress` with its rows at `unset` (few: both sides alike) set to whether their source is their
+    interface's most frequent address among the records kept (`_keep`). Written in place by row
+    number: a join over the whole frame cost more than the rest of prepare, for a handful of rows."""
+    interfaces = frame["interface_id"].gather(unset)
+    rows = frame.select("interface_id", "srcaddr", "dstaddr", "_keep").filter(  # all _local_addresses reads
+        pl.col("_keep") & pl.col("interface_id").is_in(interfaces.unique().implode())).drop("_keep")
+    frequent = dict(_local_addresses(rows).iter_rows())
+    sources = frame["srcaddr"].gather(unset).to_list()
+    egress = [None if src is None or frequent.get(i) is None else src == frequent[i]
+              for i, src in zip(interfaces.to_list(), sources, strict=True)]
+    return frame["_egress"].scatter(unset, egress)
+
+
+def _port(protocol: pl.Expr, dstport: pl.Expr) -> pl.Expr:
+    """The "remote port" feature value, e.g. "6/443"."""
+    return protocol.cast(pl.String) + "/" + dstport.cast(pl.String)
+
+
 def _observations(egress: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, dict[str, int]]]:
     out: dict[tuple[str, str, int], dict[str, dict[str, int]]] = {}
-    outbound = _with_peer_network(egress.filter(pl.col("outbound")))
-    for feature, column in (("port", "port"), ("protocol", "protocol"), ("peer", "peer")):
-        grouped = (outbound.group_by("account_id", "subject", "hour_ts", pl.col(column).cast(pl.String).alias("v"))
-                   .len().sort("len", descending=True)
-                   .group_by("account_id", "subject", "hour_ts", maintain_order=True).head(VALUES_TOP))
+    keys = ("account_id", "subject", "hour_ts")
+    outbound = egress.filter(pl.col("outbound"))
+    # Two group-bys over the records; each feature's values come from their (far fewer) groups.
+    by_port = outbound.group_by(*keys, "protocol", "dstport").len()
+    by_host = outbound.group_by(*keys, "dstaddr").len()
+    counts = {
+        "port": by_port.select(*keys, _port(pl.col("protocol"), pl.col("dstport")).alias("v"), "len"),
+        "protocol": by_port.select(*keys, pl.col("protocol").cast(pl.String).alias("v"), "len"),
+        "peer": _with_peer_network(by_host).select(*keys, pl.col("peer").alias("v"), "len"),
+    }
+    for feature, values in counts.items():
+        grouped = (values.group_by(*keys, "v").agg(pl.col("len").sum()).sort("len", descending=True)
+                   .group_by(*keys, maintain_order=True).head(VALUES_TOP))
         for account, subject, hour_ts, value, n in grouped.iter_rows():
             out.setdefault((account or "", subject, hour_ts), {}).setdefault(feature, {})[value or "-"] = n
     # Egress bytes per remote host and hour; only each instance-hour's biggest hosts matter for the
@@ -192,7 +219,7 @@ def _port_findings(account_id: str, subject: str, hour_ts: int, obs: dict[str, d
             continue
         flagged[f"port:{port}"] = 1
         proto, _, number = port.partition("/")
-        port_rows = rows.filter(pl.col("outbound") & (pl.col("port") == port)).sort("start")
+        port_rows = rows.filter(pl.col("outbound") & (_port(pl.col("protocol"), pl.col("dstport")) == port)).sort("start")
         if port_rows.is_empty():
             continue
         first = port_rows.row(0, named=True)

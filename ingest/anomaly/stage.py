@@ -83,19 +83,21 @@ class MemoryAnomalyStage:
         return detect_flow_anomalies(prepared, baselines, config=self.config, inventory=inventory, region=region,
                                      prepared=True)
 
-    def prepare(self, kind: str, frame: pl.DataFrame, *, aws_account_id: str, inventory: Any = None) -> pl.DataFrame:
+    def prepare(self, kind: str, frame: pl.DataFrame, *, aws_account_id: str, inventory: Any = None,
+                addresses: pl.Series | None = None) -> pl.DataFrame:
+        """`addresses`: a flow frame's distinct addresses, when the caller has them (the pipeline's)."""
         if kind == CLOUDTRAIL:
             return cloudtrail_prepare(frame, aws_account_id=aws_account_id, config=self.config)
-        prepared = prepare(frame, inventory)
+        prepared = prepare(frame, inventory, addresses=addresses)
         if not prepared.is_empty():
             prepared = prepared.with_columns(pl.col("account_id").fill_null(aws_account_id))
         return prepared
 
     def detect(self, kind: str, frame: pl.DataFrame, *, aws_account_id: str, region: str,
-               inventory: Any = None) -> list[Any]:
+               inventory: Any = None, addresses: pl.Series | None = None) -> list[Any]:
         if kind not in (CLOUDTRAIL, FLOW) or frame.is_empty():
             return []
-        prepared = self.prepare(kind, frame, aws_account_id=aws_account_id, inventory=inventory)
+        prepared = self.prepare(kind, frame, aws_account_id=aws_account_id, inventory=inventory, addresses=addresses)
         if prepared.is_empty():
             return []
         findings = self.run(kind, prepared, self.baselines, region=region, inventory=inventory)

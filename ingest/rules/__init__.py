@@ -144,6 +144,7 @@ class RuleContext:
         inventory: Any = None,
         state: Any = None,
         rule: Rule | None = None,
+        addresses: pl.Series | None = None,
     ) -> None:
         self.aws_account_id, self.region = aws_account_id, region
         self.ip_hits = ip_hits or {}
@@ -152,6 +153,9 @@ class RuleContext:
         self.inventory = inventory
         self.state = state
         self.rule = rule
+        # Flow frames: the frame's distinct addresses (found once for the intel lookup, reused by
+        # the rules' orientation); None when the caller did not compute them.
+        self.addresses = addresses
         self.detections: list[Detection] = []  # the frame's detections so far (for correlate rules)
 
     def state_get(self, keys: Iterable[str]) -> dict[str, Any]:

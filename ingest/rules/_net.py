@@ -46,10 +46,18 @@ def is_public(col: str | pl.Expr) -> pl.Expr:
     return ~is_private(col)
 
 
-def private_addresses(frame: pl.DataFrame, columns: tuple[str, ...], test: Any) -> pl.Series:
+def frame_addresses(frame: pl.DataFrame, columns: tuple[str, ...] = ("srcaddr", "dstaddr")) -> pl.Series:
+    """The distinct non-null values of `columns` (a flow frame's addresses)."""
+    return pl.concat([frame[c] for c in columns]).drop_nulls().unique()
+
+
+def private_addresses(frame: pl.DataFrame, columns: tuple[str, ...], test: Any,
+                      values: pl.Series | None = None) -> pl.Series:
     """The distinct values of `columns` for which `test` (an address column -> bool Expr) holds,
-    imploded for `is_in`: one regex per distinct address instead of one per row."""
-    values = pl.concat([frame[c] for c in columns]).drop_nulls().unique()
+    imploded for `is_in`: one regex per distinct address instead of one per row. `values`: those
+    distinct values (`frame_addresses`), when already known."""
+    if values is None:
+        values = frame_addresses(frame, columns)
     return values.filter(pl.select(test(pl.lit(values)).fill_null(False)).to_series()).implode()
 
 
@@ -79,8 +87,8 @@ def orient(frame: pl.DataFrame, private: pl.Series | None = None) -> pl.DataFram
         # are looked up, so only theirs are counted (the frame's other rows are filtered out first).
         wanted = pl.concat([ambiguous["srcaddr"], ambiguous["dstaddr"]]).unique().implode()
         seen = pl.concat([
-            frame.filter(pl.col("srcaddr").is_in(wanted)).select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")),
-            frame.filter(pl.col("dstaddr").is_in(wanted)).select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")),
+            frame.select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")).filter(pl.col("addr").is_in(wanted)),
+            frame.select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")).filter(pl.col("addr").is_in(wanted)),
         ]).group_by("interface_id", "addr").len("_n")
         ambiguous = (ambiguous
                      .join(seen.rename({"addr": "srcaddr", "_n": "_src_n"}), on=["interface_id", "srcaddr"], how="left",
@@ -108,7 +116,8 @@ def oriented(frame: pl.DataFrame, ctx: RuleContext) -> pl.DataFrame:
     (the interface's address counts need the whole frame, not a rule's subset)."""
     cache = ctx.__dict__.setdefault("_oriented", {})
     if cache.get("frame") is not frame:
-        private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
+        # ctx.addresses: the pipeline's distinct addresses of this frame, found for the intel lookup.
+        private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private, ctx.addresses)
         cache["frame"], cache["private"], cache["value"] = frame, private, orient(frame, private)
     return cache["value"]
 

@@ -69,9 +69,10 @@ CASES = [
       state="per (instance, remote address, service, role): attempts per minute of the last window")
 def brute_force(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     ports = {p: fam for fam, (_, ps) in FAMILIES.items() for p in ps}
-    flows_ = oriented(frame, ctx).filter((pl.col("protocol") == 6)
-                                         & (pl.col("dstport").is_in(list(ports)) | pl.col("srcport").is_in(list(ports))))
-    attempts = flows_.filter(pl.col("initiator") & (pl.col("packets") >= ctx.setting("min_packets")) & (
+    service = (pl.col("protocol") == 6) & (pl.col("dstport").is_in(list(ports)) | pl.col("srcport").is_in(list(ports)))
+    # One filter over the oriented frame (each filter copies all its columns).
+    attempts = oriented(frame, ctx).filter(
+        service & pl.col("initiator") & (pl.col("packets") >= ctx.setting("min_packets")) & (
         ((pl.col("direction") == "INBOUND") & pl.col("local_port").is_in(list(ports)) & (pl.col("action") == "ACCEPT"))
         | ((pl.col("direction") == "OUTBOUND") & pl.col("remote_port").is_in(list(ports)))))
     if attempts.is_empty():

@@ -48,7 +48,8 @@ VARIANTS = ("Dns", "UdpOnTcpPorts", "Udp", "Tcp", "UnusualProtocol")
                 "max_mean_packet_bytes": Setting(400, "larger average packets are a transfer, not a flood")},
       state="per (instance, remote host, variant): packets per minute of the last window")
 def denial_of_service(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    big = frame.filter((pl.col("packets") > 0)
+    # Only the columns the volume test reads: the filter copies them, not the whole frame.
+    big = frame.select("interface_id", "dstaddr", "packets", "bytes").filter((pl.col("packets") > 0)
                        & (pl.col("bytes") <= pl.col("packets") * ctx.setting("max_mean_packet_bytes")))
     # A flood needs volume: only (interface, destination) pairs with a tenth of the threshold in this object.
     # A pair's packets are part of its destination's: destinations below the volume are dropped

@@ -52,10 +52,9 @@ def port_probe(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     listed = {ip: hits for ip, hits in listed.items() if hits}
     if not listed:
         return
-    candidates = oriented(frame, ctx).filter(pl.col("remote").is_in(list(listed)) & (pl.col("action") == "ACCEPT")
-                                             & pl.col("protocol").is_in([6, 17]))
-    probes = candidates.filter(
-        (pl.col("direction") == "INBOUND") & pl.col("initiator") & pl.col("remote").is_in(list(listed))
+    probes = oriented(frame, ctx).filter(
+        pl.col("remote").is_in(list(listed)) & (pl.col("action") == "ACCEPT") & pl.col("protocol").is_in([6, 17])
+        & (pl.col("direction") == "INBOUND") & pl.col("initiator")
         & ~pl.col("local_port").is_in(ctx.setting("ignored_ports")))
     evidence = [*FLOW_EVIDENCE, "local", "remote", "local_port"]
     for group in group_rows(probes, ["resource_key", "local_port"], time="start", evidence=evidence):

@@ -39,9 +39,18 @@ CASES = [
                 "min_state_hosts": Setting(10, "probed hosts an object must show before a port is remembered")},
       state="per (instance, port): the first time each public host was probed within the window")
 def port_sweep(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    probes = oriented(frame, ctx).filter(pl.col("protocol").is_in([6, 17]) & (
-        (pl.col("packets") <= ctx.setting("max_probe_packets")) | (pl.col("action") == "REJECT"))).filter(
-        (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx))
+    flows_ = oriented(frame, ctx)
+    probe = (pl.col("protocol").is_in([6, 17])
+             & ((pl.col("packets") <= ctx.setting("max_probe_packets")) | (pl.col("action") == "REJECT"))
+             & (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx))
+    # A (resource, port) pair's hosts are some of its port's: ports probed on too few hosts in all
+    # are found on two columns (a filter copies every column it keeps) and dropped first.
+    busy = (flows_.select("remote_port", "remote", probe.alias("_probe")).filter("_probe")
+            .group_by("remote_port").agg(pl.col("remote").n_unique().alias("_n"))
+            .filter(pl.col("_n") >= ctx.setting("min_state_hosts")))
+    if busy.is_empty():
+        return
+    probes = flows_.filter(probe & pl.col("remote_port").is_in(busy["remote_port"].implode()))
     probes = probes.with_columns(pl.concat_str("resource_key", pl.col("remote_port").cast(pl.String), separator="|")
                                  .alias("key"))
     wide = probes.group_by("key").agg(pl.col("remote").n_unique().alias("_n")).filter(

@@ -46,8 +46,16 @@ CASES = [
                 "min_state_ports": Setting(5, "distinct ports an object must show before a pair is remembered")},
       state="per (instance, remote host): the first time each port was tried within the window")
 def portscan(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    out = oriented(frame, ctx).filter(pl.col("protocol").is_in([6, 17])).filter(
-        (pl.col("direction") == "OUTBOUND") & pl.col("initiator"))
+    flows_ = oriented(frame, ctx)
+    client = pl.col("protocol").is_in([6, 17]) & (pl.col("direction") == "OUTBOUND") & pl.col("initiator")
+    # A pair's ports are some of its remote host's: hosts tried on too few ports in all are found on
+    # two columns (a filter copies every column it keeps) and dropped before the pairs are keyed.
+    busy = (flows_.select("remote", "remote_port", client.alias("_client")).filter("_client")
+            .group_by("remote").agg(pl.col("remote_port").n_unique().alias("_ports"))
+            .filter(pl.col("_ports") >= ctx.setting("min_state_ports")))
+    if busy.is_empty():
+        return
+    out = flows_.filter(client & pl.col("remote").is_in(busy["remote"].implode()))
     out = out.with_columns(pl.concat_str("resource_key", "remote", separator="|").alias("key"))
     wide = out.group_by("key").agg(pl.col("remote_port").n_unique().alias("_ports")).filter(
         pl.col("_ports") >= ctx.setting("min_state_ports"))

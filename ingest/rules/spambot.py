@@ -37,8 +37,9 @@ CASES = [
                 "window_seconds": Setting(3600, "sliding window")},
       state="per instance: first port-25 activity (its history) and the hosts of the last window", history=True)
 def spambot(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    smtp = oriented(frame, ctx).filter((pl.col("dstport") == 25) & (pl.col("protocol") == 6)).filter(
-        (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx))
+    smtp = oriented(frame, ctx).filter((pl.col("dstport") == 25) & (pl.col("protocol") == 6)
+                                       & (pl.col("direction") == "OUTBOUND") & pl.col("initiator")
+                                       & is_public_remote(frame, ctx))
     if smtp.is_empty():
         return
     smtp = smtp.with_columns(pl.col("resource_key").alias("key"))

@@ -70,9 +70,12 @@ def unusual_resolver(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detectio
     kind = (pl.when(port == 53).then(pl.lit("DNS"))
             .when((port == 853) & (proto == 6)).then(pl.lit("DoT"))
             .when((port == 443) & pl.col("remote").is_in(ctx.setting("doh_servers"))).then(pl.lit("DoH")))
-    lookups = flows_.filter((pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx)
-                              & proto.is_in([6, 17])).with_columns(kind.alias("kind")).filter(
-        pl.col("kind").is_not_null())
+    lookup = ((pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx)
+              & proto.is_in([6, 17]) & kind.is_not_null())
+    # The pairs from the few columns they need (a filter copies every column it keeps); the lookups'
+    # full rows are gathered only when a resolver is new (rare).
+    lookups = (flows_.select("resource_key", "remote", "remote_port", "protocol", "start", lookup.alias("_lookup"))
+               .filter("_lookup").with_columns(kind.alias("kind")))
     if lookups.is_empty():
         return
     pairs = lookups.group_by("resource_key", "kind", "remote").agg(pl.col("start").min().alias("_t"))
@@ -90,6 +93,7 @@ def unusual_resolver(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detectio
             new_pairs.append((resource, kind_, remote))
     if not new_pairs:
         return
+    lookups = flows_.filter(lookup).with_columns(kind.alias("kind"))
     fresh = lookups.join(pl.DataFrame(new_pairs, schema=["resource_key", "kind", "remote"], orient="row"),
                          on=["resource_key", "kind", "remote"])
     for group in group_rows(fresh, ["resource_key", "kind"], time="start", evidence=FLOW_EVIDENCE):
