@@ -151,14 +151,17 @@ def _observations(egress: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, 
         "peer": _with_peer_network(by_host).select(*keys, pl.col("peer").alias("v"), "len"),
     }
     for feature, values in counts.items():
-        grouped = (values.group_by(*keys, "v").agg(pl.col("len").sum()).sort("len", descending=True)
+        # Ties at the cut go by value: the same records always learn the same baseline.
+        grouped = (values.group_by(*keys, "v").agg(pl.col("len").sum())
+                   .sort(["len", "v"], descending=[True, False], nulls_last=True)
                    .group_by(*keys, maintain_order=True).head(VALUES_TOP))
         for account, subject, hour_ts, value, n in grouped.iter_rows():
             out.setdefault((account or "", subject, hour_ts), {}).setdefault(feature, {})[value or "-"] = n
     # Egress bytes per remote host and hour; only each instance-hour's biggest hosts matter for the
     # usual maximum and the findings, so a scan of thousands of hosts stays a few entries.
     volume = (egress.group_by("account_id", "subject", "hour_ts", "dstaddr").agg(pl.col("bytes").sum())
-              .sort("bytes", descending=True).group_by("account_id", "subject", "hour_ts", maintain_order=True)
+              .sort(["bytes", "dstaddr"], descending=[True, False], nulls_last=True)
+              .group_by("account_id", "subject", "hour_ts", maintain_order=True)
               .head(VOLUME_TOP))
     for account, subject, hour_ts, peer, total in volume.iter_rows():
         out.setdefault((account or "", subject, hour_ts), {}).setdefault(VOLUME, {})[peer or "-"] = int(total)

@@ -105,3 +105,17 @@ def test_instance_id_from_inventory_names_the_subject():
     detect_flow_anomalies(_history(random.Random(1), 1)[0], baselines, inventory=Inventory())
     assert baselines.peek(ACCOUNT, INSTANCE, "i-0a1b2c3d4e5f60718") is not None
     assert baselines.peek(ACCOUNT, INSTANCE, ENI) is None
+
+
+def test_same_records_learn_the_same_baseline_whatever_their_order():
+    """More remote hosts tie on bytes than an instance-hour keeps (VOLUME_TOP): the cut is by
+    address, so the records' order never changes what is learned."""
+    records = [_record(T0 + i, f"52.94.{i // 200}.{i % 200}", 443, 1000, sport=40000 + i) for i in range(60)]
+    learned = []
+    for seed in (1, 2, 3):
+        shuffled = records[:]
+        random.Random(seed).shuffle(shuffled)
+        baselines = Baselines()
+        detect_flow_anomalies(_frame(shuffled), baselines, config=AnomalyConfig(), region="us-east-1")
+        learned.append({key: profile.to_json() for key, profile in baselines.dirty().items()})
+    assert learned[0] and learned[0] == learned[1] == learned[2]
