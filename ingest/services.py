@@ -111,10 +111,11 @@ class ObjectRef:
 # transaction for up to BATCH_OBJECTS of them. A quiet account's CloudTrail writes a few events
 # every five minutes; a busy one writes objects of a few thousand events (300 KB gzip'd), whose
 # fixed costs (a frame per rule and model, a dozen queries per object) were still a third of
-# their CPU alone. BATCH_BYTES keeps a batch's decoded frame near 60k CloudTrail events.
-BATCH_OBJECT_BYTES = 1024 * 1024
+# their CPU alone. BATCH_BYTES keeps batches small enough to spread over the workers: a megabyte
+# of gzip'd resolver logs is already 150k queries.
+BATCH_OBJECT_BYTES = 512 * 1024
 BATCH_OBJECTS = 250
-BATCH_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 1024 * 1024
 FETCH_THREADS = 8  # concurrent GETs of a batch (botocore pools 10 connections per client)
 
 
