@@ -23,8 +23,8 @@ from typing import IO, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import Case, CharField, F, JSONField, Q, Value, When
 from django.utils import timezone
 
 from accounts import access
@@ -306,15 +306,18 @@ def _source_error(source: LogSource, message: str) -> None:
 
 
 def inventory_load(*, account_id: int, region: str) -> Inventory:
+    """The account's inventory in the region: instances and links in one query (UNION ALL; a link
+    row is the one with an instance id in the third column)."""
     inventory = Inventory()
-    for instance_id, details in InventoryInstance.objects.filter(account_id=account_id, region=region).values_list(
-        "instance_id", "details"
-    ):
-        inventory.instances[instance_id] = details
-    for value, instance_id in InventoryLink.objects.filter(account_id=account_id, region=region).values_list(
-        "value", "instance_id"
-    ):
-        inventory.links[value] = instance_id
+    instances = InventoryInstance.objects.filter(account_id=account_id, region=region).annotate(
+        link_to=Value(None, output_field=CharField())).values_list("instance_id", "details", "link_to")
+    links = InventoryLink.objects.filter(account_id=account_id, region=region).annotate(
+        no_details=Value(None, output_field=JSONField())).values_list("value", "no_details", "instance_id")
+    for name, details, link_to in instances.union(links, all=True):
+        if link_to is None:
+            inventory.instances[name] = details
+        else:
+            inventory.links[name] = link_to
     return inventory
 
 
@@ -334,19 +337,48 @@ def inventory_save(*, inventory: Inventory, account_id: int, region: str, learne
 
 
 def usage_add(*, account_id: int, usage: dict[tuple[str, str, date, str], list[int]]) -> None:
-    """Add metered events/bytes; concurrent workers add up (update first, insert on a miss)."""
-    for (data_source, region, day, resource), (events, size) in sorted(usage.items()):
-        if not events and not size:
-            continue
-        keys = {"account_id": account_id, "region": region, "data_source": data_source, "day": day,
-                "resource": resource[:255]}
-        if UsageRecord.objects.filter(**keys).update(events=F("events") + events, bytes=F("bytes") + size):
-            continue
-        try:
-            with transaction.atomic():
-                UsageRecord.objects.create(**keys, events=events, bytes=size)
-        except IntegrityError:
-            UsageRecord.objects.filter(**keys).update(events=F("events") + events, bytes=F("bytes") + size)
+    """Add metered events/bytes in one INSERT … ON CONFLICT DO UPDATE that adds to existing rows, so
+    concurrent workers add up. Rows go in key order: two workers lock shared rows in the same order."""
+    totals: dict[tuple[str, str, date, str], list[int]] = {}
+    for (data_source, region, day, resource), (events, size) in usage.items():
+        if events or size:
+            total = totals.setdefault((region, data_source, day, resource[:255]), [0, 0])
+            total[0] += events
+            total[1] += size
+    if not totals:
+        return
+    rows = [UsageRecord(account_id=account_id, region=region, data_source=data_source, day=day, resource=resource,
+                        events=events, bytes=size)
+            for (region, data_source, day, resource), (events, size) in sorted(totals.items())]
+    _upsert(UsageRecord, rows, conflict=["account", "region", "data_source", "day", "resource"],
+            update="{events} = {table}.{events} + EXCLUDED.{events}, {bytes} = {table}.{bytes} + EXCLUDED.{bytes}")
+
+
+def _upsert(model: Any, rows: list[Any], *, conflict: list[str], update: str, where: str = "",
+            params: list[Any] | None = None, returning: str = "") -> list[tuple[Any, ...]]:
+    """INSERT rows … ON CONFLICT (conflict) DO UPDATE SET update [WHERE where] [RETURNING returning],
+    one statement on PostgreSQL and SQLite alike. bulk_create can neither add to a column nor update
+    conditionally. `update`, `where` and `returning` name the table and columns as {table} and
+    {field name}."""
+    from django.db import connection
+
+    meta, quote = model._meta, connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    names = {"table": quote(meta.db_table), **{f.name: quote(f.column) for f in meta.concrete_fields}}
+    values = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
+    # Identifiers come from the model and the caller's literals; every value is a parameter.
+    columns = ", ".join(quote(f.column) for f in fields)
+    targets = ", ".join(quote(meta.get_field(n).column) for n in conflict)
+    sql = f"INSERT INTO {names['table']} ({columns}) VALUES {placeholders} ON CONFLICT ({targets}) "  # noqa: S608
+    sql += f"DO UPDATE SET {update.format(**names)}"
+    if where:
+        sql += f" WHERE {where.format(**names)}"
+    if returning:
+        sql += f" RETURNING {returning.format(**names)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values + (params or []))
+        return cursor.fetchall() if returning else []
 
 
 def detections_to_drafts(detections: list[Detection], *, account: Account,
@@ -381,7 +413,12 @@ def result_store(*, result: ObjectResult, account: Account, default_detector: De
                  create_detectors: bool = False) -> UpsertResult:
     """Write an analysed object's findings and usage (inside the caller's transaction)."""
     regions = {d.region for d in result.detections if d.region}
-    detectors = {det.region: det.id for det in Detector.objects.filter(account=account, region__in=regions)}
+    detectors: dict[str, int | None] = {}
+    if default_detector is not None and default_detector.account_id == account.id and default_detector.region in regions:
+        detectors[default_detector.region] = default_detector.id  # (account, region) is unique: no lookup
+    if regions - set(detectors):
+        detectors.update(Detector.objects.filter(account=account, region__in=regions - set(detectors))
+                         .values_list("region", "id"))
     if create_detectors:
         for region in regions - set(detectors):
             detectors[region] = Detector.objects.get_or_create(account=account, region=region)[0].id
@@ -404,6 +441,21 @@ def anomaly_stage_for_workers() -> Any:
     return DatabaseAnomalyStage(config=config_from_settings())
 
 
+def _ledger_take(*, source: LogSource, refs: list[ObjectRef]) -> list[int]:
+    """Ids of the refs' ledger rows that are pending, stamped taken up (started_at: the sweeper leaves
+    them alone while this attempt may still run). One statement, committed before the caller's
+    transaction: inserts the rows discovery wrote (a direct call may not have), in key order so that
+    concurrent batches lock shared rows in the same order, and stamps only pending rows."""
+    now = timezone.now()
+    rows = [ProcessedObject(account_id=source.detector.account_id, source=source, bucket=bucket, key=key, etag=etag,
+                            kind=source.kind, started_at=now)
+            for bucket, key, etag in sorted({(r.bucket, r.key, r.etag) for r in refs})]
+    taken = _upsert(ProcessedObject, rows, conflict=["account", "bucket", "key", "etag"],
+                    update="{started_at} = EXCLUDED.{started_at}", where="{table}.{status} = %s",
+                    params=[ProcessedObject.Status.PENDING], returning="{id}")
+    return [row[0] for row in taken]
+
+
 def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
                    open_body: Callable[[], IO[bytes]] | None = None, matcher: Any = None) -> str:
     """Process one S3 object of a source. Returns the ledger status ("done", "failed", "skipped",
@@ -414,13 +466,10 @@ def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
     detector, account = source.detector, source.detector.account
     if not detector.is_enabled:
         return "suspended"
-    ledger, _ = ProcessedObject.objects.get_or_create(
-        account=account, bucket=bucket, key=key, etag=etag, defaults={"kind": source.kind, "source": source}
-    )
-    if ledger.status != ProcessedObject.Status.PENDING:
+    taken = _ledger_take(source=source, refs=[ObjectRef(bucket, key, etag)])
+    if not taken:
         return "skipped"
-    # Taken up: the sweeper leaves it alone while this attempt may still be running.
-    ProcessedObject.objects.filter(pk=ledger.pk).update(started_at=timezone.now())
+    ledger = ProcessedObject(pk=taken[0])
     if open_body is None:
         def open_body() -> IO[bytes]:
             s3 = client_for(account, "s3", detector.region)
@@ -457,7 +506,8 @@ def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
             locked.records, locked.malformed = result.stats.records, result.stats.malformed
             locked.bytes_uncompressed, locked.findings = result.stats.bytes_uncompressed, upserted.total
             locked.processed_at, locked.error = now, ""
-            locked.save()
+            locked.save(update_fields=["status", "attempts", "records", "malformed", "bytes_uncompressed", "findings",
+                                       "processed_at", "error"])
             _source_progress(source, key=key, result=result)
             return "done"
     except UnreadableObject as exc:
@@ -488,16 +538,12 @@ def objects_process_batch(*, source: LogSource, refs: list[ObjectRef],
     detector, account = source.detector, source.detector.account
     if not detector.is_enabled or not refs:
         return 0
-    wanted = {(r.bucket, r.key, r.etag) for r in refs}
-    ProcessedObject.objects.bulk_create(  # discovery wrote them; a direct call may not have
-        [ProcessedObject(account=account, bucket=b, key=k, etag=e, kind=source.kind, source=source) for b, k, e in wanted],
-        ignore_conflicts=True)
-    pending = ProcessedObject.objects.filter(account=account, bucket__in={b for b, _, _ in wanted},
-                                             key__in={k for _, k, _ in wanted}, status=ProcessedObject.Status.PENDING)
-    pending.update(started_at=timezone.now())  # taken up: the sweeper leaves them alone (as object_process)
+    taken = _ledger_take(source=source, refs=refs)
+    if not taken:
+        return 0
     with transaction.atomic():
-        rows = [row for row in pending.select_for_update().order_by("key", "pk")
-                if (row.bucket, row.key, row.etag) in wanted]
+        rows = list(ProcessedObject.objects.select_for_update().filter(pk__in=taken, status=ProcessedObject.Status.PENDING)
+                    .order_by("key", "pk"))
         if not rows:
             return 0
         bodies = fetch(rows) if fetch else _fetch_all(client_for(account, "s3", detector.region), rows)
@@ -541,17 +587,18 @@ def _fetch_all(s3: Any, rows: list[ProcessedObject]) -> list[bytes]:
 
 
 def _source_progress(source: LogSource, *, key: str, result: ObjectResult, objects: int = 1) -> None:
+    """Counters and the newest key processed, in one UPDATE (the key only moves forward)."""
+    newer = Q(last_object_key__lte=key)
     updates: dict[str, Any] = {
         "objects_processed": F("objects_processed") + objects,
         "records_processed": F("records_processed") + result.stats.records,
         "malformed_records": F("malformed_records") + result.stats.malformed,
+        "last_object_key": Case(When(newer, then=Value(key)), default=F("last_object_key")),
+        "last_object_modified": Case(When(newer, then=Value(timezone.now())), default=F("last_object_modified")),
     }
-    fresh = LogSource.objects.filter(pk=source.pk).values("last_object_key", "malformed_samples").get()
-    if key >= fresh["last_object_key"]:
-        updates["last_object_key"] = key
-        updates["last_object_modified"] = timezone.now()
-    if result.stats.malformed_samples:
-        samples = (result.stats.malformed_samples + list(fresh["malformed_samples"] or []))[:10]
+    if result.stats.malformed_samples:  # rare: the newest ten, read and written back
+        fresh = LogSource.objects.filter(pk=source.pk).values_list("malformed_samples", flat=True).get()
+        samples = (result.stats.malformed_samples + list(fresh or []))[:10]
         updates["malformed_samples"] = [{"key": key, "sample": s} if isinstance(s, str) else s for s in samples]
     LogSource.objects.filter(pk=source.pk).update(**updates)
 

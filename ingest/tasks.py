@@ -75,11 +75,10 @@ def process_objects_task(self, source_id: int, refs: list[list[str]]) -> int:
     from ingest.models import LogSource
     from ingest.services import ObjectRef, objects_process_batch
 
-    source = LogSource.objects.filter(pk=source_id).first()
-    if source is None:
+    try:  # objects_process_batch reads the source (and its detector's status) itself
+        return objects_process_batch(source=LogSource(pk=source_id), refs=[ObjectRef(*ref) for ref in refs])
+    except LogSource.DoesNotExist:
         return 0
-    try:
-        return objects_process_batch(source=source, refs=[ObjectRef(*ref) for ref in refs])
     except Exception:
         # Nothing of the batch was written. Each object goes its own way, with the single-object
         # task's retries and ledger attempts (an unreadable object fails alone, not its neighbours).
@@ -97,12 +96,12 @@ def process_object_task(self, source_id: int, bucket: str, key: str, etag: str) 
     from ingest.models import LogSource
     from ingest.services import object_process
 
-    source = LogSource.objects.filter(pk=source_id).first()
-    if source is None:
-        return "gone"
+    source = LogSource(pk=source_id)  # object_process reads it (and its detector's status) itself
     while True:
         try:
             return object_process(source=source, bucket=bucket, key=key, etag=etag)
+        except LogSource.DoesNotExist:
+            return "gone"
         except RetryableObjectError as exc:
             # Bounded: the ledger counts attempts and marks the object failed after MAX_ATTEMPTS.
             if not self.request.is_eager:
