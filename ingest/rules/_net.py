@@ -139,6 +139,23 @@ class WindowHit:
     items: list[Any]  # distinct items in the window (distinct mode), most recent last
 
 
+def keyed_spread(flows: pl.DataFrame, condition: pl.Expr, *, group: str, item: str,
+                 minimum: int) -> pl.DataFrame | None:
+    """The rows passing `condition`, keyed `key` = resource|group, of the keys with at least
+    `minimum` distinct `item`s (e.g. a remote host's ports, a port's hosts); None when there are none.
+    A key's items are some of its group's: groups with too few items in all are found on two columns
+    (a filter copies every column it keeps) and dropped before the rows are keyed."""
+    busy = (flows.select(group, item, condition.alias("_c")).filter("_c")
+            .group_by(group).agg(pl.col(item).n_unique().alias("_n"))
+            .filter(pl.col("_n") >= minimum))
+    if busy.is_empty():
+        return None
+    rows = flows.filter(condition & pl.col(group).is_in(busy[group].implode())).with_columns(
+        pl.concat_str("resource_key", pl.col(group).cast(pl.String), separator="|").alias("key"))
+    wide = rows.group_by("key").agg(pl.col(item).n_unique().alias("_n")).filter(pl.col("_n") >= minimum)
+    return rows.filter(pl.col("key").is_in(wide["key"].implode()))
+
+
 def window_fire(ctx: RuleContext, batch: pl.DataFrame, *, window: int, threshold: float, weight: str | None = None,
                 item: str | None = None, cap: int = 2000, min_state: float = 0) -> dict[str, WindowHit]:
     """Keys of `batch` (columns key, t [epoch s], optional weight / item) whose sliding-window total

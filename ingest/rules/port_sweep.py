@@ -13,7 +13,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, is_public_remote, network_finding, oriented, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, is_public_remote, keyed_spread, network_finding, oriented, window_fire
 
 SWEEP = "Impact:EC2/PortSweep"
 
@@ -43,19 +43,9 @@ def port_sweep(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     probe = (pl.col("protocol").is_in([6, 17])
              & ((pl.col("packets") <= ctx.setting("max_probe_packets")) | (pl.col("action") == "REJECT"))
              & (pl.col("direction") == "OUTBOUND") & pl.col("initiator") & is_public_remote(frame, ctx))
-    # A (resource, port) pair's hosts are some of its port's: ports probed on too few hosts in all
-    # are found on two columns (a filter copies every column it keeps) and dropped first.
-    busy = (flows_.select("remote_port", "remote", probe.alias("_probe")).filter("_probe")
-            .group_by("remote_port").agg(pl.col("remote").n_unique().alias("_n"))
-            .filter(pl.col("_n") >= ctx.setting("min_state_hosts")))
-    if busy.is_empty():
+    probes = keyed_spread(flows_, probe, group="remote_port", item="remote", minimum=ctx.setting("min_state_hosts"))
+    if probes is None:
         return
-    probes = flows_.filter(probe & pl.col("remote_port").is_in(busy["remote_port"].implode()))
-    probes = probes.with_columns(pl.concat_str("resource_key", pl.col("remote_port").cast(pl.String), separator="|")
-                                 .alias("key"))
-    wide = probes.group_by("key").agg(pl.col("remote").n_unique().alias("_n")).filter(
-        pl.col("_n") >= ctx.setting("min_state_hosts"))
-    probes = probes.filter(pl.col("key").is_in(wide["key"].implode()))
     hits = window_fire(ctx, probes.select("key", pl.col("start").alias("t"), "remote"),
                        window=ctx.setting("window_seconds"), threshold=ctx.setting("min_hosts"), item="remote")
     for group in group_rows(probes.filter(pl.col("key").is_in(list(hits))), ["key"], time="start",

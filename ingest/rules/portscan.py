@@ -14,7 +14,7 @@ import polars as pl
 
 from ingest.rules import FLOW, Case, Detection, RuleContext, Setting, group_rows, rule
 from ingest.rules._cases import LOCAL, flow, flows
-from ingest.rules._net import FLOW_EVIDENCE, network_finding, oriented, window_fire
+from ingest.rules._net import FLOW_EVIDENCE, keyed_spread, network_finding, oriented, window_fire
 
 PORTSCAN = "Recon:EC2/Portscan"
 TOP_PORTS = [21, 22, 23, 25, 53, 80, 110, 111, 135, 139, 143, 443, 445, 993, 995, 1433, 1723, 3306, 3389, 5432, 5900,
@@ -48,18 +48,9 @@ CASES = [
 def portscan(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     flows_ = oriented(frame, ctx)
     client = pl.col("protocol").is_in([6, 17]) & (pl.col("direction") == "OUTBOUND") & pl.col("initiator")
-    # A pair's ports are some of its remote host's: hosts tried on too few ports in all are found on
-    # two columns (a filter copies every column it keeps) and dropped before the pairs are keyed.
-    busy = (flows_.select("remote", "remote_port", client.alias("_client")).filter("_client")
-            .group_by("remote").agg(pl.col("remote_port").n_unique().alias("_ports"))
-            .filter(pl.col("_ports") >= ctx.setting("min_state_ports")))
-    if busy.is_empty():
+    scans = keyed_spread(flows_, client, group="remote", item="remote_port", minimum=ctx.setting("min_state_ports"))
+    if scans is None:
         return
-    out = flows_.filter(client & pl.col("remote").is_in(busy["remote"].implode()))
-    out = out.with_columns(pl.concat_str("resource_key", "remote", separator="|").alias("key"))
-    wide = out.group_by("key").agg(pl.col("remote_port").n_unique().alias("_ports")).filter(
-        pl.col("_ports") >= ctx.setting("min_state_ports"))
-    scans = out.filter(pl.col("key").is_in(wide["key"].implode()))
     hits = window_fire(ctx, scans.select("key", pl.col("start").alias("t"), pl.col("remote_port").alias("port")),
                        window=ctx.setting("window_seconds"), threshold=ctx.setting("min_ports"), item="port")
     for group in group_rows(scans.filter(pl.col("key").is_in(list(hits))), ["key"], time="start",
