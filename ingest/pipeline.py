@@ -119,17 +119,16 @@ class Pipeline:
         streams = list(streams)
         per_object = {name: ParseStats() for name, _ in streams}
         opened = [(open_stream, per_object[name]) for name, open_stream in streams]
-        if kind == CLOUDTRAIL:  # one frame for many objects' decoded events
+        if kind == CLOUDTRAIL:  # the objects' decoded events in frames of up to BATCH_EVENTS
             frames = list(iter_cloudtrail_many(opened))
         else:
-            frames = [frame for open_stream, stats in opened for frame in _parsed(kind, open_stream, stats)]
+            frames = _joined([frame for open_stream, stats in opened for frame in _parsed(kind, open_stream, stats)])
         for stats in per_object.values():
             for attr in ("records", "malformed", "bytes_uncompressed"):
                 setattr(result.stats, attr, getattr(result.stats, attr) + getattr(stats, attr))
             result.stats.malformed_samples = (result.stats.malformed_samples + stats.malformed_samples)[:MALFORMED_SAMPLES]
-        # The parsers scrubbed NUL from their frames already (ingest.parsers.scrub_nul). One chunk
-        # per column: hundreds of tiny frames' chunks would make every later filter walk them all.
-        for frame in _joined(frames):
+        # The parsers scrubbed NUL from their frames already (ingest.parsers.scrub_nul).
+        for frame in frames:
             self.process_frame(kind, frame, result, aws_account_id=aws_account_id, region=region)
         self._meter_bytes(result, region)
         return result, per_object
@@ -227,6 +226,8 @@ def _parsed(kind: str, open_stream: Callable[[], IO[bytes]], stats: ParseStats) 
 
 
 def _joined(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:
+    """One frame with one chunk per column: hundreds of tiny frames' chunks would make every later
+    filter walk them all."""
     if len(frames) <= 1:
         return frames
     return [pl.concat(frames, how="diagonal_relaxed").rechunk()]
