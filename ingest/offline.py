@@ -155,61 +155,119 @@ def _jsonable(rows: Iterable[Any]) -> list[Any]:
 def analyze_paths(paths: list[str], *, matcher: Any, store: bool = False,
                   progress: Callable[[int, int, LocalFile, OfflineRun], None] | None = None) -> OfflineRun:
     """Analyse local files; with `store`, write findings and usage into the database (creating the
-    accounts and detectors the logs name)."""
-    from ingest.services import inventory_save, result_store
-
+    accounts and detectors the logs name). Small files of one account, type and region that follow
+    each other in time are analysed together, as workers batch small objects."""
     files = [describe_file(p) for p in iter_local_files(paths)]
     files.sort(key=lambda f: (f.sort_time, f.path))
-    run = OfflineRun()
-    pipelines: dict[str, Pipeline] = {}
-    memory = _MemoryFindings()
-    stored: set[int] = set()
-    for index, local in enumerate(files, 1):
-        if local.kind is None:
-            run.skipped.append((local.path, "not a CloudTrail, VPC flow or Resolver query log"))
-        else:
-            if local.aws_account_id not in pipelines:
-                kwargs: dict[str, Any] = {}
-                if store:
-                    # Stored runs learn baselines into the database (merging with what workers learned),
-                    # so the account must exist before its first file is analysed.
-                    from ingest.services import anomaly_stage_for_workers
+    run = _Run(matcher=matcher, store=store)
+    done = 0
+    for group in _groups(files):
+        if group[0].kind is None:
+            run.skipped.append((group[0].path, "not a CloudTrail, VPC flow or Resolver query log"))
+        elif len(group) == 1 or not run.analyse_together(group):
+            for local in group:
+                run.analyse_alone(local)
+        for local in group:
+            done += 1
+            if progress:
+                progress(done, len(files), local, run)
+    return run.finish()
 
-                    Account.objects.get_or_create(aws_account_id=local.aws_account_id,
-                                                  defaults={"name": f"Imported {local.aws_account_id}"})
-                    kwargs["anomaly"] = anomaly_stage_for_workers()
-                pipelines[local.aws_account_id] = Pipeline(matcher=matcher, **kwargs)
-            pipeline = pipelines[local.aws_account_id]
-            try:
-                with open(local.path, "rb") as fh:
-                    result = pipeline.process(local.kind, io.BufferedReader(fh), aws_account_id=local.aws_account_id,
-                                              region=local.region)
-            except UnreadableObject as exc:
-                run.skipped.append((local.path, exc.reason))
-                result = None
-            if result is not None:
-                run.files += 1
-                run.records += result.stats.records
-                run.malformed += result.stats.malformed
-                if store:
-                    with transaction.atomic():
-                        account, _ = Account.objects.get_or_create(
-                            aws_account_id=local.aws_account_id, defaults={"name": f"Imported {local.aws_account_id}"})
-                        detector, _ = Detector.objects.get_or_create(account=account, region=local.region)
-                        upserted = result_store(result=result, account=account, default_detector=detector,
-                                                create_detectors=True)
-                        inventory_save(inventory=pipeline.inventory, account_id=account.id, region=local.region)
-                        stored.update(upserted.created + upserted.updated)
-                else:
-                    memory.add(local.aws_account_id, result)
-        if progress:
-            progress(index, len(files), local, run)
-    if store:
-        run.findings = list(Finding.objects.filter(pk__in=stored).select_related("account", "detector")
-                            .order_by("first_seen", "id"))
-    else:
-        run.findings = sorted(memory.by_key.values(), key=lambda f: (f.first_seen, f.type))
-    return run
+
+def _groups(files: list[LocalFile]) -> list[list[LocalFile]]:
+    """Files in order: runs of small ones of one (type, account, region) grouped within the workers'
+    batch limits (ingest.services.BATCH_*), every other file alone."""
+    from ingest.services import BATCH_BYTES, BATCH_OBJECT_BYTES, BATCH_OBJECTS
+
+    out: list[list[LocalFile]] = []
+    size = 0
+    for local in files:
+        small = local.kind is not None and 0 < local.size <= BATCH_OBJECT_BYTES
+        last = out[-1] if out else None
+        same = last is not None and (last[0].kind, last[0].aws_account_id, last[0].region) == (
+            local.kind, local.aws_account_id, local.region)
+        if small and same and 0 < last[0].size <= BATCH_OBJECT_BYTES and len(last) < BATCH_OBJECTS \
+                and size + local.size <= BATCH_BYTES:
+            last.append(local)
+            size += local.size
+        else:
+            out.append([local])
+            size = local.size
+    return out
+
+
+class _Run(OfflineRun):
+    """One analysis: a pipeline per account (learning across its files), findings in memory or stored."""
+
+    def __init__(self, *, matcher: Any, store: bool) -> None:
+        super().__init__()
+        self.matcher, self.store = matcher, store
+        self.pipelines: dict[str, Pipeline] = {}
+        self.memory = _MemoryFindings()
+        self.stored: set[int] = set()
+
+    def pipeline(self, local: LocalFile) -> Pipeline:
+        if local.aws_account_id not in self.pipelines:
+            kwargs: dict[str, Any] = {}
+            if self.store:
+                # Stored runs learn baselines into the database (merging with what workers learned),
+                # so the account must exist before its first file is analysed.
+                from ingest.services import anomaly_stage_for_workers
+
+                Account.objects.get_or_create(aws_account_id=local.aws_account_id,
+                                              defaults={"name": f"Imported {local.aws_account_id}"})
+                kwargs["anomaly"] = anomaly_stage_for_workers()
+            self.pipelines[local.aws_account_id] = Pipeline(matcher=self.matcher, **kwargs)
+        return self.pipelines[local.aws_account_id]
+
+    def analyse_alone(self, local: LocalFile) -> None:
+        try:
+            with open(local.path, "rb") as fh:
+                result = self.pipeline(local).process(local.kind, io.BufferedReader(fh),
+                                                      aws_account_id=local.aws_account_id, region=local.region)
+        except UnreadableObject as exc:
+            self.skipped.append((local.path, exc.reason))
+            return
+        self.files += 1
+        self.keep(local, result)
+
+    def analyse_together(self, group: list[LocalFile]) -> bool:
+        """The group in one pipeline pass; False when a file is unreadable (the pipeline parses every
+        file before analysing any, so nothing was learned: each file then goes alone)."""
+        first = group[0]
+        try:
+            result, _ = self.pipeline(first).process_many(
+                first.kind, [(local.path, lambda path=local.path: open(path, "rb")) for local in group],
+                aws_account_id=first.aws_account_id, region=first.region)
+        except UnreadableObject:
+            return False
+        self.files += len(group)
+        self.keep(first, result)
+        return True
+
+    def keep(self, local: LocalFile, result: ObjectResult) -> None:
+        from ingest.services import inventory_save, result_store
+
+        self.records += result.stats.records
+        self.malformed += result.stats.malformed
+        if not self.store:
+            self.memory.add(local.aws_account_id, result)
+            return
+        with transaction.atomic():
+            account, _ = Account.objects.get_or_create(
+                aws_account_id=local.aws_account_id, defaults={"name": f"Imported {local.aws_account_id}"})
+            detector, _ = Detector.objects.get_or_create(account=account, region=local.region)
+            upserted = result_store(result=result, account=account, default_detector=detector, create_detectors=True)
+            inventory_save(inventory=self.pipeline(local).inventory, account_id=account.id, region=local.region)
+            self.stored.update(upserted.created + upserted.updated)
+
+    def finish(self) -> OfflineRun:
+        if self.store:
+            self.findings = list(Finding.objects.filter(pk__in=self.stored).select_related("account", "detector")
+                                 .order_by("first_seen", "id"))
+        else:
+            self.findings = sorted(self.memory.by_key.values(), key=lambda f: (f.first_seen, f.type))
+        return self
 
 
 def findings_document(findings: list[Finding]) -> dict[str, Any]:

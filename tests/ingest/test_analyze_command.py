@@ -93,3 +93,35 @@ def test_analyze_public_samples_never_crash(db) -> None:
 def test_analyze_missing_path_is_an_error(db) -> None:
     with pytest.raises(CommandError):
         call_command("analyze", "/nonexistent/path", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_small_files_are_analysed_together_and_an_unreadable_one_alone(tmp_path: Path, db) -> None:
+    """Consecutive small files of one account, type and region go through the pipeline together (as
+    workers batch them); when one of them is unreadable the others are analysed one by one, with the
+    same findings, and only that file is reported."""
+    from ingest.offline import _groups, analyze_paths, describe_file
+    from ingest.pipeline import iter_local_files
+    from intel.matching import matcher_from_files
+
+    base = tmp_path / "logs"
+    for i in range(4):
+        t = T0 + timedelta(minutes=5 * i)
+        events = [syn.cloudtrail_event(t=t, account=A, region="us-east-1", name="ListBuckets", source="s3.amazonaws.com",
+                                       ip="198.51.100.20", root=True)]
+        write(base, syn.cloudtrail_key(A, "us-east-1", t, f"s{i}"), syn.cloudtrail_body(events))
+    other = syn.cloudtrail_key("333333333333", "us-east-1", T0 + timedelta(minutes=7), "x")
+    write(base, other, syn.cloudtrail_body(syn.benign_cloudtrail(n=3, account="333333333333", region="us-east-1", start=T0)))
+    files = sorted((describe_file(p) for p in iter_local_files([str(base)])), key=lambda f: (f.sort_time, f.path))
+    # Another account's file between them starts a new group.
+    assert [len(g) for g in _groups(files)] == [2, 1, 2]
+
+    matcher = matcher_from_files()
+    together = analyze_paths([str(base)], matcher=matcher)
+    assert together.files == 5 and not together.skipped
+    broken = base / syn.cloudtrail_key(A, "us-east-1", T0 + timedelta(minutes=30), "zz")
+    broken.write_bytes(b"\x1f\x8b not gzip")
+    alone = analyze_paths([str(base)], matcher=matcher)
+    assert alone.files == 5 and [path for path, _ in alone.skipped] == [str(broken)]
+    root = [f for f in alone.findings if f.type == "Policy:IAMUser/RootCredentialUsage"]
+    assert len(root) == 1 and root[0].count == 4
+    assert [(f.type, f.count) for f in together.findings] == [(f.type, f.count) for f in alone.findings]
