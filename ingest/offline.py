@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -175,24 +176,15 @@ def analyze_paths(paths: list[str], *, matcher: Any, store: bool = False,
 
 
 def _groups(files: list[LocalFile]) -> list[list[LocalFile]]:
-    """Files in order: runs of small ones of one (type, account, region) grouped within the workers'
-    batch limits (ingest.services.BATCH_*), every other file alone."""
-    from ingest.services import BATCH_BYTES, BATCH_OBJECT_BYTES, BATCH_OBJECTS
+    """Files in order, in the workers' batches (ingest.services.refs_batched) within each run of
+    consecutive files of one (type, account, region) and size class: a large file never overtakes
+    the small ones before it."""
+    from ingest.services import BATCH_OBJECT_BYTES, refs_batched
 
     out: list[list[LocalFile]] = []
-    size = 0
-    for local in files:
-        small = local.kind is not None and 0 < local.size <= BATCH_OBJECT_BYTES
-        last = out[-1] if out else None
-        same = last is not None and (last[0].kind, last[0].aws_account_id, last[0].region) == (
-            local.kind, local.aws_account_id, local.region)
-        if small and same and 0 < last[0].size <= BATCH_OBJECT_BYTES and len(last) < BATCH_OBJECTS \
-                and size + local.size <= BATCH_BYTES:
-            last.append(local)
-            size += local.size
-        else:
-            out.append([local])
-            size = local.size
+    runs = itertools.groupby(files, key=lambda f: (f.kind, f.aws_account_id, f.region, 0 < f.size <= BATCH_OBJECT_BYTES))
+    for (kind, *_), run in runs:
+        out += [[local] for local in run] if kind is None else refs_batched(list(run))
     return out
 
 

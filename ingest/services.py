@@ -16,10 +16,10 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import IO, Any
+from typing import IO, Any, Protocol, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
@@ -119,10 +119,18 @@ BATCH_BYTES = 1024 * 1024
 FETCH_THREADS = 8  # concurrent GETs of a batch (botocore pools 10 connections per client)
 
 
-def refs_batched(refs: list[ObjectRef]) -> list[list[ObjectRef]]:
-    """Refs in dispatch order: small ones grouped (in key order, so time order), the rest alone."""
-    out: list[list[ObjectRef]] = []
-    batch: list[ObjectRef] = []
+class _Sized(Protocol):
+    size: int
+
+
+SizedT = TypeVar("SizedT", bound=_Sized)
+
+
+def refs_batched(refs: Sequence[SizedT]) -> list[list[SizedT]]:
+    """Refs (objects, or local files: anything with a `size`) in dispatch order: small ones grouped
+    (in key order, so time order), the rest alone."""
+    out: list[list[SizedT]] = []
+    batch: list[SizedT] = []
     size = 0
     for ref in refs:
         if not 0 < ref.size <= BATCH_OBJECT_BYTES:
