@@ -18,7 +18,7 @@ import polars as pl
 
 from findings.catalog import CLOUD_TRAIL, DNS_LOGS, FLOW_LOGS, S3_LOGS
 from ingest.inventory import Inventory
-from ingest.parsers import MALFORMED_SAMPLES, ParseStats, UnreadableObject, scrub_nul
+from ingest.parsers import MALFORMED_SAMPLES, ParseStats, UnreadableObject, opened, scrub_nul
 from ingest.parsers.cloudtrail import iter_cloudtrail, iter_cloudtrail_many
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
@@ -216,13 +216,8 @@ class Pipeline:
 
 
 def _parsed(kind: str, open_stream: Callable[[], IO[bytes]], stats: ParseStats) -> list[pl.DataFrame]:
-    stream = open_stream()
-    try:
+    with opened(open_stream) as stream:
         return list(PARSERS[kind](stream, stats))
-    finally:
-        close = getattr(stream, "close", None)
-        if close:
-            close()
 
 
 def _joined(frames: list[pl.DataFrame]) -> list[pl.DataFrame]:

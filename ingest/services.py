@@ -44,7 +44,7 @@ from ingest.models import (
     SourceCheckpoint,
     UsageRecord,
 )
-from ingest.parsers import UnreadableObject
+from ingest.parsers import UnreadableObject, opened
 from ingest.pipeline import ObjectResult, Pipeline
 from ingest.rules import Detection
 from ingest.state import DatabaseStateStore
@@ -496,15 +496,10 @@ def object_process(*, source: LogSource, bucket: str, key: str, etag: str,
                 matcher = matcher_for(account_id=account.id, region=detector.region)
             inventory = inventory_load(account_id=account.id, region=detector.region)
             state = DatabaseStateStore(account_id=account.id, region=detector.region)
-            body = open_body()
-            try:
+            with opened(open_body) as body:
                 result = Pipeline(matcher=matcher, inventory=inventory, state=state,
                                   anomaly=anomaly_stage_for_workers()).process(
                     source.kind, body, aws_account_id=account.aws_account_id, region=detector.region)
-            finally:
-                close = getattr(body, "close", None)
-                if close:
-                    close()
             upserted = result_store(result=result, account=account, default_detector=detector)
             inventory_save(inventory=inventory, account_id=account.id, region=detector.region)
             state.flush()

@@ -24,6 +24,7 @@ from ingest.parsers import (
     counted,
     cut_at_last,
     gc_paused,
+    opened,
     read_chunks,
     scrub_nul,
 )
@@ -258,9 +259,9 @@ def _decode_lines(data: bytes, stats: ParseStats) -> list[Event]:
 def iter_cloudtrail(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = STREAM_THRESHOLD) -> Iterator[pl.DataFrame]:
     """Frames of CloudTrail events from one object, `batch_bytes` of JSON at a time."""
     for events, nul in _iter_events(stream, stats, batch_bytes):
-        frame = _frame(events)
+        frame = _frame(events, nul)
         del events  # the structs go before the rules run on the frame
-        yield scrub_nul(frame) if nul else frame
+        yield frame
 
 
 def iter_cloudtrail_many(streams: Iterable[tuple[Callable[[], IO[bytes]], ParseStats]], *,
@@ -271,27 +272,22 @@ def iter_cloudtrail_many(streams: Iterable[tuple[Callable[[], IO[bytes]], ParseS
     pending: list[Event] = []
     nul = False
     for open_stream, stats in streams:
-        stream = open_stream()
-        try:
+        with opened(open_stream) as stream:
             for events, has_nul in _iter_events(stream, stats, STREAM_THRESHOLD):
                 pending += events
                 nul = nul or has_nul
                 if len(pending) >= batch_events:
-                    frame = _frame(pending)
-                    yield scrub_nul(frame) if nul else frame
+                    yield _frame(pending, nul)
                     pending, nul = [], False
-        finally:
-            close = getattr(stream, "close", None)
-            if close:
-                close()
     if pending:
-        frame = _frame(pending)
-        yield scrub_nul(frame) if nul else frame
+        yield _frame(pending, nul)
 
 
-def _frame(events: list[Event]) -> pl.DataFrame:
+def _frame(events: list[Event], nul: bool) -> pl.DataFrame:
+    """The events' frame; `nul`: their text had an escaped NUL (scrubbed, see scrub_nul)."""
     with gc_paused():
-        return events_to_frame(events)
+        frame = events_to_frame(events)
+    return scrub_nul(frame) if nul else frame
 
 
 def _iter_events(stream: IO[bytes], stats: ParseStats, batch_bytes: int) -> Iterator[tuple[list[Event], bool]]:
