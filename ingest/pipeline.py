@@ -156,7 +156,7 @@ class Pipeline:
                                                  inventory=self.inventory, addresses=ctx.addresses):
                 detection.region = detection.region or region
                 result.detections.append(detection)
-        self._meter(kind, frame, result, region)
+        self._meter(kind, frame, result, region, span=(first, last))
 
     def _context(self, kind: str, frame: pl.DataFrame, *, aws_account_id: str, region: str) -> RuleContext:
         ip_hits: dict = {}
@@ -178,7 +178,9 @@ class Pipeline:
         return RuleContext(aws_account_id=aws_account_id, region=region, ip_hits=ip_hits, domain_hits=domain_hits,
                            trusted_ips=trusted, inventory=self.inventory, state=self.state, addresses=addresses)
 
-    def _meter(self, kind: str, frame: pl.DataFrame, result: ObjectResult, region: str) -> None:
+    def _meter(self, kind: str, frame: pl.DataFrame, result: ObjectResult, region: str, *,
+               span: tuple[Any, Any]) -> None:
+        """`span`: the frame's first and last event times (process_frame has them)."""
         if kind == CLOUDTRAIL:
             data = (pl.col("event_category") == "Data") & (pl.col("event_source") == "s3.amazonaws.com")
             counted = frame.select(
@@ -194,7 +196,7 @@ class Pipeline:
         else:
             time_col = "start_time" if kind == FLOW else "query_time"
             source = FLOW_LOGS if kind == FLOW else DNS_LOGS
-            first, last = frame[time_col].min(), frame[time_col].max()
+            first, last = span
             if first.date() == last.date():  # the usual object, within one day: no group-by
                 result.usage[(source, region, first.date(), "")][0] += frame.height
                 return

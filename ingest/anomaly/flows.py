@@ -159,9 +159,9 @@ def _observations(egress: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, 
             out.setdefault((account or "", subject, hour_ts), {}).setdefault(feature, {})[value or "-"] = n
     # Egress bytes per remote host and hour; only each instance-hour's biggest hosts matter for the
     # usual maximum and the findings, so a scan of thousands of hosts stays a few entries.
-    volume = (egress.group_by("account_id", "subject", "hour_ts", "dstaddr").agg(pl.col("bytes").sum())
+    volume = (egress.group_by(*keys, "dstaddr").agg(pl.col("bytes").sum())
               .sort(["bytes", "dstaddr"], descending=[True, False], nulls_last=True)
-              .group_by("account_id", "subject", "hour_ts", maintain_order=True)
+              .group_by(*keys, maintain_order=True)
               .head(VOLUME_TOP))
     for account, subject, hour_ts, peer, total in volume.iter_rows():
         out.setdefault((account or "", subject, hour_ts), {}).setdefault(VOLUME, {})[peer or "-"] = int(total)
