@@ -78,15 +78,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-_moto_pids: list[int] = []
-
-
-def moto_cpu_seconds() -> float:
-    """CPU seconds (user + system) the running moto server process has used so far."""
-    fields = Path(f"/proc/{_moto_pids[-1]}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 @contextmanager
 def moto_server() -> Iterator[str]:
     """moto's server (S3, STS, SQS …) in a process of its own on loopback; yields its endpoint."""
@@ -107,11 +98,8 @@ def moto_server() -> Iterator[str]:
                     raise RuntimeError(f"moto server did not start (log: {log.name})") from None
                 time.sleep(0.1)
         os.environ["AWS_ENDPOINT_URL"] = endpoint
-        _moto_pids.append(proc.pid)
         yield endpoint
     finally:
-        if proc.pid in _moto_pids:
-            _moto_pids.remove(proc.pid)
         _stop(proc)
 
 

@@ -33,7 +33,6 @@ from bench.stack import (
     Member,
     Skip,
     cpu_by_role,
-    moto_cpu_seconds,
     moto_server,
     new_queue,
     pool_children,
@@ -216,10 +215,10 @@ def get_cost(member: Member, bucket: str, sample: int = 200) -> tuple[float, flo
     and the SDK cost on this machine's two cores, before any parsing or detection."""
     s3 = member.client("s3")
     keys = [item["Key"] for item in s3.list_objects_v2(Bucket=bucket, MaxKeys=sample)["Contents"]]
-    server, client = moto_cpu_seconds(), time.process_time()
+    server, client = cpu_by_role()["moto"], time.process_time()
     for key in keys:
         s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    return (1000 * (moto_cpu_seconds() - server) / len(keys), 1000 * (time.process_time() - client) / len(keys))
+    return (1000 * (cpu_by_role()["moto"] - server) / len(keys), 1000 * (time.process_time() - client) / len(keys))
 
 
 @benchmark("objects.cloudtrail_small")
