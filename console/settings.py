@@ -101,6 +101,11 @@ TEMPLATES = [
 # Database: DATABASE_URL, or a SQLite file under var/ that needs no server.
 DATABASE_URL = env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'vigil.sqlite3'}"
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60), conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Parameters travel beside the statement instead of being quoted into its text by psycopg in
+    # Python: a batch's findings upsert carries thousands of values, many of them JSON documents.
+    # (Prepared statements stay off, Django's default, so plans are never generic.)
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import Account
+from console.fields import RowJSONField
 
 filter_name_validator = RegexValidator(
     r"^[A-Za-z0-9._-]{3,64}$", "A filter name is 3 to 64 characters: letters, digits, '.', '_' and '-'."
@@ -173,7 +174,7 @@ class Delivery(models.Model):
     finding = models.ForeignKey("findings.Finding", null=True, blank=True, on_delete=models.SET_NULL)
     kind = models.CharField(max_length=8, choices=Kind.choices)
     region = models.CharField(max_length=32, blank=True)
-    event = models.JSONField()
+    event = RowJSONField()
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()

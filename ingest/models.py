@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from accounts.models import Account, Detector
+from console.fields import RowJSONField
 
 
 class LogKind(models.TextChoices):
@@ -115,7 +116,7 @@ class InventoryInstance(models.Model):
     account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="inventory_instances")
     region = models.CharField(max_length=32)
     instance_id = models.CharField(max_length=32)
-    details = models.JSONField(default=dict, blank=True)  # GuardDuty's instanceDetails shape
+    details = RowJSONField(default=dict, blank=True)  # GuardDuty's instanceDetails shape
     learned_from = models.CharField(max_length=16, default="logs")  # "logs" | "api"
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -158,7 +159,7 @@ class InventoryPrincipal(models.Model):
     principal_id = models.CharField(max_length=128, blank=True, default="")  # AIDA…/AROA…, as CloudTrail shows it
     path = models.CharField(max_length=512, blank=True, default="/")
     created = models.DateTimeField(null=True, blank=True)
-    details = models.JSONField(default=dict, blank=True)  # tags, trust policy principals, last used
+    details = RowJSONField(default=dict, blank=True)  # tags, trust policy principals, last used
     learned_from = models.CharField(max_length=16, default="api")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -194,7 +195,7 @@ class RuleState(models.Model):
     region = models.CharField(max_length=32)
     rule = models.CharField(max_length=100)
     key = models.CharField(max_length=256)
-    value = models.JSONField(default=dict)
+    value = RowJSONField(default=dict)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import models
 
 from accounts.models import Account
+from console.fields import RowJSONField
 
 
 class Baseline(models.Model):
@@ -20,7 +21,7 @@ class Baseline(models.Model):
     key = models.CharField(max_length=1024)
     principal_type = models.CharField(max_length=32, blank=True)
     label = models.CharField(max_length=256, blank=True, help_text="User name, role or instance, for display.")
-    state = models.JSONField(default=dict, help_text="ingest.anomaly.state.Profile.to_json()")
+    state = RowJSONField(default=dict, help_text="ingest.anomaly.state.Profile.to_json()")
     first_seen = models.DateTimeField(null=True, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
     active_hours = models.FloatField(default=0.0, help_text="Decayed active hours learned (denormalised).")
