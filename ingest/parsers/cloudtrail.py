@@ -150,30 +150,40 @@ _IDENTITY = {
 _ISSUER = {"ui_issuer_user_name": "userName", "ui_issuer_arn": "arn"}
 _COLUMNS = {**_TOP, **{k: f"userIdentity.{v}" for k, v in _IDENTITY.items()},
             **{k: f"userIdentity.sessionContext.sessionIssuer.{v}" for k, v in _ISSUER.items()}}
+# Every column's path plus the two the frame derives (time, assumed root), read in one pass: an
+# attrgetter of many paths gives a tuple per event and zip(*rows) turns them into columns in C.
+# Reading column by column walked the batch's structs (tens of MB) once per column: 2x slower.
+_PATHS = (*_COLUMNS.values(), "eventTime", "userIdentity.sessionContext.assumedRoot")
+_ROW = attrgetter(*_PATHS)
 
 
 def _raw_text(raw: msgspec.Raw) -> str | None:
     return None if raw == _NULL else bytes(raw).decode("utf-8", "replace")
 
 
-def _column(items: list[Any], attr: str) -> list[Any]:
+def _row_lenient(event: Event) -> tuple[Any, ...]:
+    """_ROW for an event with an explicit JSON null on a path (e.g. "sessionContext": null)."""
     try:
-        return list(map(attrgetter(attr), items))
-    except AttributeError:  # an explicit JSON null on the way (e.g. "sessionContext": null)
-        return [getattr(item, attr, None) for item in items]
+        return _ROW(event)
+    except AttributeError:
+        values = []
+        for path in _PATHS:
+            value: Any = event
+            for part in path.split("."):
+                value = getattr(value, part, None)
+            values.append(value)
+        return tuple(values)
 
 
 def events_to_frame(events: list[Event]) -> pl.DataFrame:
-    """Typed events into a frame: one C-level pass per column, no dict per event."""
-    columns: dict[str, list[Any]] = {name: list(map(attrgetter(attr), events)) for name, attr in _TOP.items()}
-    identities = _column(events, "userIdentity")
-    for name, attr in _IDENTITY.items():
-        columns[name] = _column(identities, attr)
-    contexts = _column(identities, "sessionContext")
-    issuers = _column(contexts, "sessionIssuer")
-    for name, attr in _ISSUER.items():
-        columns[name] = _column(issuers, attr)
-    roots = _column(contexts, "assumedRoot")
+    """Typed events into a frame: one C-level pass over the events, no dict per event."""
+    try:
+        rows = list(map(_ROW, events))
+    except AttributeError:
+        rows = list(map(_row_lenient, events))
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(_PATHS)
+    columns: dict[str, Any] = dict(zip(_COLUMNS, values, strict=False))
+    times, roots = values[-2], values[-1]
     # Nearly always absent: C-level count instead of a Python test per event.
     columns["ui_assumed_root"] = roots if roots.count(None) == len(roots) else [
         None if v is None else v is True or str(v).lower() == "true" for v in roots]
@@ -189,7 +199,6 @@ def events_to_frame(events: list[Event]) -> pl.DataFrame:
             response[i] = _raw_text(event.responseElements)
             extra[i] = _raw_text(event.additionalEventData)
     columns["request_parameters"], columns["response_elements"], columns["additional_event_data"] = request, response, extra
-    times = list(map(attrgetter("eventTime"), events))
     if not all(times):  # Logstash-style exports: the time is only in @timestamp
         times = [e.eventTime or e.atTimestamp for e in events]
     frame = pl.DataFrame(columns, schema={k: v for k, v in SCHEMA.items() if k != "event_time"})
