@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = getattr(settings, "VIGIL_INGEST_MAX_ATTEMPTS", 3)
 LIST_MAX_KEYS = getattr(settings, "VIGIL_INGEST_LIST_MAX_KEYS", 10000)
+LIST_PAGE_KEYS = 1000  # S3's most per ListObjectsV2 page; each page is dispatched as soon as it is listed
 STALE_SECONDS = getattr(settings, "VIGIL_INGEST_STALE_SECONDS", 1800)
 
 
@@ -146,10 +147,14 @@ def refs_batched(refs: Sequence[SizedT]) -> list[list[SizedT]]:
     return out
 
 
-def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None) -> list[ObjectRef]:
+def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None,
+                    on_listed: Callable[[list[ObjectRef]], None] | None = None) -> list[ObjectRef]:
     """New objects of a source since its checkpoints (or from its SQS queue). Moves the checkpoints.
 
-    A suspended detector lists nothing and keeps its checkpoints, so it resumes where it stopped.
+    `on_listed` receives each listed page's (or received message batch's) new objects as soon as the
+    ledger holds them, so a backlog's first objects are processed while the listing goes on (10,000
+    keys take seconds to list). A suspended detector lists nothing and keeps its checkpoints, so it
+    resumes where it stopped.
     """
     from ingest.aws import client_for
 
@@ -158,7 +163,7 @@ def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None) -> li
     if not detector.is_enabled:
         return []
     if source.sqs_queue_url:
-        return _discover_sqs(source, sqs or client_for(detector.account, "sqs", detector.region))
+        return _discover_sqs(source, sqs or client_for(detector.account, "sqs", detector.region), on_listed)
     s3 = s3 or client_for(detector.account, "s3", detector.region)
 
     def list_prefixes(prefix: str) -> list[str]:
@@ -172,17 +177,18 @@ def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None) -> li
     try:
         prefixes = source_prefixes(source, list_prefixes)
         for prefix in prefixes:
-            prefix_start = len(refs)
             checkpoint, _ = SourceCheckpoint.objects.get_or_create(source=source, prefix=prefix)
             params: dict[str, Any] = {"Bucket": source.bucket, "Prefix": prefix}
             start_after = listing_start(checkpoint.start_after)
             if start_after:
                 params["StartAfter"] = start_after
             last_key = checkpoint.start_after
-            for page in s3.get_paginator("list_objects_v2").paginate(**params):
+            for page in s3.get_paginator("list_objects_v2").paginate(**params,
+                                                                      PaginationConfig={"PageSize": LIST_PAGE_KEYS}):
                 items = [item for item in page.get("Contents", [])
                          if not item["Key"].endswith("/") and "CloudTrail-Digest" not in item["Key"]]
                 known = _ledger_known(source, [item["Key"] for item in items])
+                page_start = len(refs)
                 for item in items:
                     etag = item["ETag"].strip('"')
                     if (item["Key"], etag) in known:
@@ -190,15 +196,18 @@ def source_discover(*, source: LogSource, s3: Any = None, sqs: Any = None) -> li
                     refs.append(ObjectRef(source.bucket, item["Key"], etag, item.get("Size", 0)))
                     modified = item["LastModified"]
                     newest = modified if newest is None or modified > newest else newest
+                # The ledger first: the checkpoint never moves past an object the ledger lacks, and a
+                # listing that fails on a later page leaves these pending (re-listing skips them).
+                ledger_pending_add(source=source, refs=refs[page_start:])
+                if on_listed and len(refs) > page_start:
+                    on_listed(refs[page_start:])
                 if page.get("Contents"):
                     last_key = max(last_key, page["Contents"][-1]["Key"])
                 if len(refs) >= LIST_MAX_KEYS:
                     break
             if last_key != checkpoint.start_after:
-                with transaction.atomic():  # the checkpoint never moves past an object the ledger lacks
-                    ledger_pending_add(source=source, refs=refs[prefix_start:])
-                    checkpoint.start_after = last_key
-                    checkpoint.save(update_fields=["start_after", "updated_at"])
+                checkpoint.start_after = last_key
+                checkpoint.save(update_fields=["start_after", "updated_at"])
     except Exception as exc:
         _source_error(source, f"listing s3://{source.bucket}: {exc}")
         raise
@@ -234,7 +243,8 @@ def _ledger_known(source: LogSource, keys: list[str]) -> set[tuple[str, str]]:
                                               key__in=keys).values_list("key", "etag"))
 
 
-def _discover_sqs(source: LogSource, sqs: Any) -> list[ObjectRef]:
+def _discover_sqs(source: LogSource, sqs: Any,
+                  on_listed: Callable[[list[ObjectRef]], None] | None = None) -> list[ObjectRef]:
     """S3 event notifications from the source's queue; messages are deleted once the refs are taken
     (the ledger makes a duplicate notification harmless)."""
     import json
@@ -247,6 +257,7 @@ def _discover_sqs(source: LogSource, sqs: Any) -> list[ObjectRef]:
         )
         if not messages:
             break
+        received_start = len(refs)
         for message in messages:
             message_start = len(refs)
             try:
@@ -265,6 +276,8 @@ def _discover_sqs(source: LogSource, sqs: Any) -> list[ObjectRef]:
                 logger.warning("ignoring a malformed S3 notification on %s: %s", source.sqs_queue_url, exc)
             ledger_pending_add(source=source, refs=refs[message_start:])  # before the message is gone
             sqs.delete_message(QueueUrl=source.sqs_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        if on_listed and len(refs) > received_start:
+            on_listed(refs[received_start:])
     LogSource.objects.filter(pk=source.pk).update(last_listed_at=timezone.now())
     return refs
 

@@ -58,15 +58,17 @@ def discover_source_task(self, source_id: int) -> int:
     source = LogSource.objects.filter(pk=source_id).first()
     if source is None:
         return 0
-    refs = source_discover(source=source)
-    for batch in refs_batched(refs):
-        if len(batch) == 1:
-            ref = batch[0]
-            process_object_task.apply_async(args=[source_id, ref.bucket, ref.key, ref.etag], **_same_queue(self))
-        else:
-            process_objects_task.apply_async(args=[source_id, [[r.bucket, r.key, r.etag] for r in batch]],
-                                             **_same_queue(self))
-    return len(refs)
+
+    def dispatch(refs: list) -> None:  # each listed page at once: its objects go while listing goes on
+        for batch in refs_batched(refs):
+            if len(batch) == 1:
+                ref = batch[0]
+                process_object_task.apply_async(args=[source_id, ref.bucket, ref.key, ref.etag], **_same_queue(self))
+            else:
+                process_objects_task.apply_async(args=[source_id, [[r.bucket, r.key, r.etag] for r in batch]],
+                                                 **_same_queue(self))
+
+    return len(source_discover(source=source, on_listed=dispatch))
 
 
 @shared_task(name="ingest.process_objects", bind=True, ignore_result=True, acks_late=True, reject_on_worker_lost=True)

@@ -76,3 +76,38 @@ def test_an_unreadable_object_fails_alone(trail, settings):
     assert ledger.filter(status="done").count() == 12
     assert ledger.get(key=bad).status == "failed"
     assert Finding.objects.get(account=source.detector.account, type=ROOT).count == 12
+
+
+def test_each_listed_page_is_handed_over_once_the_ledger_holds_it(db, member_factory, monkeypatch):
+    """A backlog's first objects are dispatched while the listing goes on: each page (2 keys here,
+    1000 in S3) reaches on_listed after its ledger rows exist and before the next page is listed."""
+    from ingest import services
+    from ingest.services import source_discover
+
+    monkeypatch.setattr(services, "LIST_PAGE_KEYS", 2)
+
+    member = member_factory(A, "paged-trail")
+    for day in range(3):
+        for i in range(2):
+            t = T0 + timedelta(days=day, minutes=i)
+            member.put("paged-trail", syn.cloudtrail_key(A, "us-east-1", t, f"p{day}{i}"),
+                       syn.cloudtrail_body(syn.benign_cloudtrail(n=2, account=A, region="us-east-1", start=t)))
+    account = Account.objects.create(aws_account_id=A, name="Paged", role_arn=member.role_arn,
+                                     external_id=member.external_id)
+    source = LogSource.objects.create(detector=Detector.objects.create(account=account, region="us-east-1"),
+                                      kind="cloudtrail", bucket="paged-trail")
+    pages: list[list[str]] = []
+
+    def on_listed(refs: list[ObjectRef]) -> None:
+        keys = [r.key for r in refs]
+        ledger = set(ProcessedObject.objects.filter(source=source).values_list("key", flat=True))
+        assert set(keys) <= ledger  # the ledger first, then the dispatch
+        assert len(ledger) == sum(map(len, pages)) + len(keys)  # nothing of later pages yet
+        pages.append(keys)
+
+    refs = source_discover(source=source, on_listed=on_listed)
+    assert len(pages) == 3 and [k for page in pages for k in page] == [r.key for r in refs]
+    assert set(ProcessedObject.objects.filter(source=source).values_list("status", flat=True)) == {"pending"}
+    # Listed again: nothing new, nothing handed over.
+    pages.clear()
+    assert source_discover(source=source, on_listed=on_listed) == [] and pages == []
