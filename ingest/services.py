@@ -383,21 +383,30 @@ def usage_add(*, account_id: int, usage: dict[tuple[str, str, date, str], list[i
 def _upsert(model: Any, rows: list[Any], *, conflict: list[str], update: str = "", where: str = "",
             params: list[Any] | None = None, returning: str = "") -> list[tuple[Any, ...]]:
     """INSERT rows … ON CONFLICT (conflict) DO UPDATE SET update [WHERE where] [RETURNING returning]
-    (DO NOTHING without `update`),
-    one statement on PostgreSQL and SQLite alike. bulk_create can neither add to a column nor update
-    conditionally. `update`, `where` and `returning` name the table and columns as {table} and
-    {field name}."""
+    (DO NOTHING without `update`), one statement on PostgreSQL and SQLite alike. bulk_create can
+    neither add to a column nor update conditionally. `update`, `where` and `returning` name the
+    table and columns as {table} and {field name}."""
     from django.db import connection
 
     meta, quote = model._meta, connection.ops.quote_name
     fields = [f for f in meta.concrete_fields if not f.primary_key]
-    names = {"table": quote(meta.db_table), **{f.name: quote(f.column) for f in meta.concrete_fields}}
     values = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
     placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
-    # Identifiers come from the model and the caller's literals; every value is a parameter.
     columns = ", ".join(quote(f.column) for f in fields)
+    return _insert_on_conflict(model, f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {placeholders}", values,  # noqa: S608
+                               conflict=conflict, update=update, where=where, params=params, returning=returning)
+
+
+def _insert_on_conflict(model: Any, insert: str, values: list[Any], *, conflict: list[str], update: str, where: str,
+                        params: list[Any] | None, returning: str) -> list[tuple[Any, ...]]:
+    """Run `insert` (… VALUES or … SELECT) with its ON CONFLICT clause; see _upsert for the rest.
+    Identifiers come from the model and the caller's literals; every value is a parameter."""
+    from django.db import connection
+
+    meta, quote = model._meta, connection.ops.quote_name
+    names = {"table": quote(meta.db_table), **{f.name: quote(f.column) for f in meta.concrete_fields}}
     targets = ", ".join(quote(meta.get_field(n).column) for n in conflict)
-    sql = f"INSERT INTO {names['table']} ({columns}) VALUES {placeholders} ON CONFLICT ({targets}) "  # noqa: S608
+    sql = f"{insert} ON CONFLICT ({targets}) "
     sql += f"DO UPDATE SET {update.format(**names)}" if update else "DO NOTHING"
     if where:
         sql += f" WHERE {where.format(**names)}"
@@ -430,7 +439,6 @@ def _upsert_columns(model: Any, *, same: Any, per_row: dict[str, list[Any]], con
         return _upsert(model, rows, conflict=conflict, update=update, where=where, params=params, returning=returning)
     meta, quote = model._meta, connection.ops.quote_name
     fields = [f for f in meta.concrete_fields if not f.primary_key]
-    names = {"table": quote(meta.db_table), **{f.name: quote(f.column) for f in meta.concrete_fields}}
     varying = [meta.get_field(name) for name in per_row]
     select, values = [], []
     for f in fields:
@@ -441,19 +449,11 @@ def _upsert_columns(model: Any, *, same: Any, per_row: dict[str, list[Any]], con
             values.append(f.get_db_prep_save(f.pre_save(same, True), connection))
     arrays = ", ".join(f"CAST(%s AS {f.db_type(connection).split('(')[0]}[])" for f in varying)
     values += [[f.get_db_prep_save(v, connection) for v in per_row[f.name]] for f in varying]
-    # Identifiers come from the model and the caller's literals; every value is a parameter.
-    sql = (f"INSERT INTO {names['table']} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-           f"SELECT {', '.join(select)} FROM unnest({arrays}) WITH ORDINALITY "
-           f"AS u({', '.join(quote(f.column) for f in varying)}, ordinality) ORDER BY u.ordinality "
-           f"ON CONFLICT ({', '.join(quote(meta.get_field(c).column) for c in conflict)}) ")
-    sql += f"DO UPDATE SET {update.format(**names)}" if update else "DO NOTHING"
-    if where:
-        sql += f" WHERE {where.format(**names)}"
-    if returning:
-        sql += f" RETURNING {returning.format(**names)}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values + (params or []))
-        return cursor.fetchall() if returning else []
+    insert = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
+              f"SELECT {', '.join(select)} FROM unnest({arrays}) WITH ORDINALITY "
+              f"AS u({', '.join(quote(f.column) for f in varying)}, ordinality) ORDER BY u.ordinality")
+    return _insert_on_conflict(model, insert, values, conflict=conflict, update=update, where=where, params=params,
+                               returning=returning)
 
 
 def detections_to_drafts(detections: list[Detection], *, account: Account,
