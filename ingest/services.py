@@ -285,12 +285,12 @@ def _discover_sqs(source: LogSource, sqs: Any,
 
 def ledger_pending_add(*, source: LogSource, refs: list[ObjectRef]) -> None:
     """Record discovered objects as pending (rows that exist, done or not, are left as they are)."""
-    if not refs:
-        return
     same = ProcessedObject(account_id=source.detector.account_id, source=source, kind=source.kind,
                            dispatched_at=timezone.now())
-    _upsert_columns(ProcessedObject, same=same, conflict=["account", "bucket", "key", "etag"],
-                    per_row=_ledger_keys(sorted({(r.bucket, r.key, r.etag) for r in refs})))
+    keys = sorted({(r.bucket, r.key, r.etag) for r in refs})
+    for start in range(0, len(keys), 1000):  # bounded statements: SQLite's VALUES path has 17 parameters a row
+        _upsert_columns(ProcessedObject, same=same, conflict=["account", "bucket", "key", "etag"],
+                        per_row=_ledger_keys(keys[start:start + 1000]))
 
 
 def _ledger_keys(keys: list[tuple[str, str, str]]) -> dict[str, list[str]]:
