@@ -15,12 +15,14 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from console.db import execute_bulk
 from console.errors import ServiceError
 from findings.catalog import FINDING_TYPES
 from findings.models import Finding, FindingPublication, new_finding_id
@@ -143,6 +145,7 @@ _LATEST_COLUMNS = [
 ]
 
 
+@lru_cache(maxsize=8)
 def _upsert_sql(rows: int) -> str:
     # Only identifiers and integer constants are formatted in; every value is a %s parameter.
     table = Finding._meta.db_table
@@ -259,21 +262,20 @@ def findings_upsert_many(*, drafts: Iterable[FindingDraft], now: datetime | None
     for hook in SUPPRESSION_HOOKS:
         suppressed = [a or bool(b) for a, b in zip(suppressed, hook(merged), strict=True)]
     publications: list[FindingPublication] = []
-    with connection.cursor() as cursor:
-        for start in range(0, len(merged), _CHUNK):
-            chunk = merged[start:start + _CHUNK]
-            rows = [_row(d, now=now, archived=suppressed[start + i]) for i, d in enumerate(chunk)]
-            proposed = {(d.account_id, d.fingerprint): row[0] for d, row in zip(chunk, rows, strict=True)}
-            cursor.execute(_upsert_sql(len(rows)), [v for row in rows for v in row])
-            for pk, account_id, fingerprint, finding_id, suppressed_row in cursor.fetchall():
-                created = proposed.get((account_id, fingerprint)) == finding_id
-                (result.created if created else result.updated).append(pk)
-                # GuardDuty: a suppressed finding and its later occurrences are never published; one
-                # an analyst archived by hand still has its occurrences published (event destinations;
-                # the S3 export skips every archived finding).
-                if not suppressed_row:
-                    kind = FindingPublication.Kind.NEW if created else FindingPublication.Kind.UPDATED
-                    publications.append(FindingPublication(finding_id=pk, kind=kind))
+    for start in range(0, len(merged), _CHUNK):
+        chunk = merged[start:start + _CHUNK]
+        rows = [_row(d, now=now, archived=suppressed[start + i]) for i, d in enumerate(chunk)]
+        proposed = {(d.account_id, d.fingerprint): row[0] for d, row in zip(chunk, rows, strict=True)}
+        returned = execute_bulk(_upsert_sql(len(rows)), [v for row in rows for v in row])
+        for pk, account_id, fingerprint, finding_id, suppressed_row in returned:
+            created = proposed.get((account_id, fingerprint)) == finding_id
+            (result.created if created else result.updated).append(pk)
+            # GuardDuty: a suppressed finding and its later occurrences are never published; one
+            # an analyst archived by hand still has its occurrences published (event destinations;
+            # the S3 export skips every archived finding).
+            if not suppressed_row:
+                kind = FindingPublication.Kind.NEW if created else FindingPublication.Kind.UPDATED
+                publications.append(FindingPublication(finding_id=pk, kind=kind))
     # One pending row per finding and kind: a finding updated many times before publishing is sent once.
     FindingPublication.objects.bulk_create(publications, ignore_conflicts=True)
     return result

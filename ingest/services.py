@@ -13,7 +13,6 @@ killed worker or a restarted broker leaves its row pending; the sweeper dispatch
 
 from __future__ import annotations
 
-import copy
 import io
 import logging
 import re
@@ -31,6 +30,7 @@ from django.utils import timezone
 from accounts import access
 from accounts.events import audit_record
 from accounts.models import Account, Detector
+from console.db import upsert, upsert_columns
 from console.errors import ServiceError
 from findings.services import FindingDraft, UpsertResult, findings_upsert_many
 from ingest.inventory import Inventory
@@ -289,7 +289,7 @@ def ledger_pending_add(*, source: LogSource, refs: list[ObjectRef]) -> None:
                            dispatched_at=timezone.now())
     keys = sorted({(r.bucket, r.key, r.etag) for r in refs})
     for start in range(0, len(keys), 1000):  # bounded statements: SQLite's VALUES path has 17 parameters a row
-        _upsert_columns(ProcessedObject, same=same, conflict=["account", "bucket", "key", "etag"],
+        upsert_columns(ProcessedObject, same=same, conflict=["account", "bucket", "key", "etag"],
                         per_row=_ledger_keys(keys[start:start + 1000]))
 
 
@@ -376,84 +376,8 @@ def usage_add(*, account_id: int, usage: dict[tuple[str, str, date, str], list[i
     rows = [UsageRecord(account_id=account_id, region=region, data_source=data_source, day=day, resource=resource,
                         events=events, bytes=size)
             for (region, data_source, day, resource), (events, size) in sorted(totals.items())]
-    _upsert(UsageRecord, rows, conflict=["account", "region", "data_source", "day", "resource"],
+    upsert(UsageRecord, rows, conflict=["account", "region", "data_source", "day", "resource"],
             update="{events} = {table}.{events} + EXCLUDED.{events}, {bytes} = {table}.{bytes} + EXCLUDED.{bytes}")
-
-
-def _upsert(model: Any, rows: list[Any], *, conflict: list[str], update: str = "", where: str = "",
-            params: list[Any] | None = None, returning: str = "") -> list[tuple[Any, ...]]:
-    """INSERT rows … ON CONFLICT (conflict) DO UPDATE SET update [WHERE where] [RETURNING returning]
-    (DO NOTHING without `update`), one statement on PostgreSQL and SQLite alike. bulk_create can
-    neither add to a column nor update conditionally. `update`, `where` and `returning` name the
-    table and columns as {table} and {field name}."""
-    from django.db import connection
-
-    meta, quote = model._meta, connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    values = [f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields]
-    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(fields)) + ")"] * len(rows))
-    columns = ", ".join(quote(f.column) for f in fields)
-    return _insert_on_conflict(model, f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES {placeholders}", values,  # noqa: S608
-                               conflict=conflict, update=update, where=where, params=params, returning=returning)
-
-
-def _insert_on_conflict(model: Any, insert: str, values: list[Any], *, conflict: list[str], update: str, where: str,
-                        params: list[Any] | None, returning: str) -> list[tuple[Any, ...]]:
-    """Run `insert` (… VALUES or … SELECT) with its ON CONFLICT clause; see _upsert for the rest.
-    Identifiers come from the model and the caller's literals; every value is a parameter."""
-    from django.db import connection
-
-    meta, quote = model._meta, connection.ops.quote_name
-    names = {"table": quote(meta.db_table), **{f.name: quote(f.column) for f in meta.concrete_fields}}
-    targets = ", ".join(quote(meta.get_field(n).column) for n in conflict)
-    sql = f"{insert} ON CONFLICT ({targets}) "
-    sql += f"DO UPDATE SET {update.format(**names)}" if update else "DO NOTHING"
-    if where:
-        sql += f" WHERE {where.format(**names)}"
-    if returning:
-        sql += f" RETURNING {returning.format(**names)}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values + (params or []))
-        return cursor.fetchall() if returning else []
-
-
-def _upsert_columns(model: Any, *, same: Any, per_row: dict[str, list[Any]], conflict: list[str], update: str = "",
-                    where: str = "", params: list[Any] | None = None, returning: str = "") -> list[tuple[Any, ...]]:
-    """_upsert of rows that share every value of `same` (a model instance) but the columns in
-    `per_row` (field name -> one value per row), in that order; `update` "" does nothing on conflict.
-
-    On PostgreSQL the shared values go once and each per-row column as one array (INSERT … SELECT
-    FROM unnest): a VALUES list of a 250-object batch's ledger rows is 4,000 placeholders, which
-    psycopg scans with a regular expression and Django prepares one field at a time (a fifth of a
-    small object's CPU). Elsewhere, rows are built from `same` for _upsert."""
-    from django.db import connection
-
-    n = len(next(iter(per_row.values())))
-    if connection.vendor != "postgresql":
-        rows = []
-        for i in range(n):
-            row = copy.copy(same)
-            for name, values in per_row.items():
-                setattr(row, name, values[i])
-            rows.append(row)
-        return _upsert(model, rows, conflict=conflict, update=update, where=where, params=params, returning=returning)
-    meta, quote = model._meta, connection.ops.quote_name
-    fields = [f for f in meta.concrete_fields if not f.primary_key]
-    varying = [meta.get_field(name) for name in per_row]
-    select, values = [], []
-    for f in fields:
-        if f.name in per_row:
-            select.append(f"u.{quote(f.column)}")
-        else:  # typed: a bare parameter in a SELECT list would be text
-            select.append(f"CAST(%s AS {f.cast_db_type(connection)})")
-            values.append(f.get_db_prep_save(f.pre_save(same, True), connection))
-    arrays = ", ".join(f"CAST(%s AS {f.db_type(connection).split('(')[0]}[])" for f in varying)
-    values += [[f.get_db_prep_save(v, connection) for v in per_row[f.name]] for f in varying]
-    insert = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "  # noqa: S608
-              f"SELECT {', '.join(select)} FROM unnest({arrays}) WITH ORDINALITY "
-              f"AS u({', '.join(quote(f.column) for f in varying)}, ordinality) ORDER BY u.ordinality")
-    return _insert_on_conflict(model, insert, values, conflict=conflict, update=update, where=where, params=params,
-                               returning=returning)
 
 
 def detections_to_drafts(detections: list[Detection], *, account: Account,
@@ -523,7 +447,7 @@ def _ledger_take(*, source: LogSource, refs: list[ObjectRef]) -> list[int]:
     concurrent batches lock shared rows in the same order, and stamps only pending rows."""
     same = ProcessedObject(account_id=source.detector.account_id, source=source, kind=source.kind,
                            started_at=timezone.now())
-    taken = _upsert_columns(ProcessedObject, same=same, per_row=_ledger_keys(sorted({(r.bucket, r.key, r.etag) for r in refs})),
+    taken = upsert_columns(ProcessedObject, same=same, per_row=_ledger_keys(sorted({(r.bucket, r.key, r.etag) for r in refs})),
                             conflict=["account", "bucket", "key", "etag"], update="{started_at} = EXCLUDED.{started_at}",
                             where="{table}.{status} = %s", params=[ProcessedObject.Status.PENDING], returning="{id}")
     return [row[0] for row in taken]
@@ -632,7 +556,7 @@ def objects_process_batch(*, source: LogSource, refs: list[ObjectRef],
         # the batch the object was analysed in upserted.
         done = ProcessedObject(account_id=account.id, source=source, kind=source.kind, status=ProcessedObject.Status.DONE,
                                processed_at=timezone.now(), findings=upserted.total)
-        _upsert_columns(
+        upsert_columns(
             ProcessedObject, same=done,
             per_row={**_ledger_keys([(row.bucket, row.key, row.etag) for row in rows]),
                      "records": [s.records for s in stats], "malformed": [s.malformed for s in stats],

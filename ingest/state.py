@@ -67,13 +67,15 @@ class DatabaseStateStore(MemoryStateStore):
         self.dirty.add((rule, key))
 
     def flush(self) -> None:
+        from console.db import upsert
         from ingest.models import RuleState
 
         rows = [RuleState(account_id=self.account_id, region=self.region, rule=rule, key=db_key(key),
                           value=self.values[(rule, key)])
                 for rule, key in sorted(self.dirty)]
-        RuleState.objects.bulk_create(rows, update_conflicts=True, unique_fields=["account", "region", "rule", "key"],
-                                      update_fields=["value", "updated_at"])
+        if rows:
+            upsert(RuleState, rows, conflict=["account", "region", "rule", "key"],
+                   update="{value} = EXCLUDED.{value}, {updated_at} = EXCLUDED.{updated_at}")
         self.dirty.clear()
 
 

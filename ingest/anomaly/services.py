@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Account
+from console.db import upsert
 from ingest.anomaly.config import AnomalyConfig, config_from_settings
 from ingest.anomaly.detect import AnomalyFinding
 from ingest.anomaly.models import Baseline
@@ -59,6 +60,9 @@ def baselines_lock(*, idents: Iterable[Ident]) -> tuple[Baselines, dict[Ident, B
     return Baselines(profiles), loaded
 
 
+_SAVED = ("state", "first_seen", "last_seen", "active_hours", "principal_type", "label", "updated_at")
+
+
 def baselines_save(*, baselines: Baselines, rows: dict[Ident, Baseline]) -> int:
     """Write back the profiles that changed (one bulk upsert)."""
     changed = []
@@ -79,12 +83,13 @@ def baselines_save(*, baselines: Baselines, rows: dict[Ident, Baseline]) -> int:
     # The rows exist and are locked: an upsert on the unique key writes them in one INSERT … ON
     # CONFLICT DO UPDATE. bulk_update's CASE WHEN expression per row and field cost more than the
     # whole anomaly model (Django resolves each When in Python).
-    Baseline.objects.bulk_create(
-        [Baseline(account_id=row.account_id, kind=row.kind, key=row.key, state=row.state, first_seen=row.first_seen,
-                  last_seen=row.last_seen, active_hours=row.active_hours, principal_type=row.principal_type,
-                  label=row.label, updated_at=now) for row in changed],
-        update_conflicts=True, unique_fields=["account", "kind", "key"],
-        update_fields=["state", "first_seen", "last_seen", "active_hours", "principal_type", "label", "updated_at"])
+    if changed:
+        upsert(Baseline, [Baseline(account_id=row.account_id, kind=row.kind, key=row.key, state=row.state,
+                                   first_seen=row.first_seen, last_seen=row.last_seen, active_hours=row.active_hours,
+                                   principal_type=row.principal_type, label=row.label, updated_at=now)
+                          for row in changed],
+               conflict=["account", "kind", "key"],
+               update=", ".join(f"{{{name}}} = EXCLUDED.{{{name}}}" for name in _SAVED))
     return len(changed)
 
 

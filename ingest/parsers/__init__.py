@@ -175,17 +175,18 @@ def cut_at_last(chunks: Iterable[bytes], sep: bytes, what: str, *, keep: int,
     """Yields pieces of the concatenated chunks, each ending at the last `sep` seen so far; returns
     what follows the last separator.
 
-    A cut at offset i yields buffer[:i + keep] and holds buffer[i + drop:]. What is held between
+    A cut at offset i yields buffer[:i + keep] and holds buffer[i + drop:]. Each piece is copied
+    once: the held bytes joined with the chunk's head up to its last separator (a separator straddling
+    two chunks can only be the last one when the newer chunk has none). What is held between
     separators grows in place (a bytearray, searched only where new bytes arrived), so an endless
     record costs the buffer limit once, not a copy per chunk."""
     pending = bytearray()
     for chunk in chunks:
-        if not pending:  # the usual case, a separator in every chunk: no copy into the buffer
-            cut = chunk.rfind(sep)
-            if cut >= 0:
-                yield chunk[:cut + keep]
-                pending += memoryview(chunk)[cut + drop:]
-                continue
+        cut = chunk.rfind(sep)
+        if cut >= 0:
+            yield b"".join((pending, memoryview(chunk)[:cut + keep])) if pending else chunk[:cut + keep]
+            pending = bytearray(memoryview(chunk)[cut + drop:])
+            continue
         search_from = max(len(pending) - len(sep) + 1, 0)
         pending += chunk
         cut = pending.rfind(sep, search_from)

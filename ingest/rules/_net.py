@@ -74,30 +74,32 @@ def orient(frame: pl.DataFrame, private: pl.Series | None = None) -> pl.DataFram
     if private is None:
         private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
     src_priv, dst_priv = pl.col("srcaddr").is_in(private), pl.col("dstaddr").is_in(private)
-    frame = frame.with_columns(
+    src_local = frame.select(
         pl.when(pl.col("flow_direction") == "egress").then(True)
         .when(pl.col("flow_direction") == "ingress").then(False)
         .when(src_priv & ~dst_priv).then(True)
         .when(dst_priv & ~src_priv).then(False)
-        .otherwise(None).alias("_src_local"))
-    ambiguous = frame.filter(pl.col("_src_local").is_null())
-    if not ambiguous.is_empty():
+        .otherwise(None).alias("_src_local")).to_series()
+    ambiguous = src_local.is_null().arg_true()
+    if len(ambiguous):
         # Both sides private (VPC-internal) or both public (IPv6): the interface's own address is the
         # one it sees most often, counted over the whole frame. Only the ambiguous rows' addresses
-        # are looked up, so only theirs are counted (the frame's other rows are filtered out first).
-        wanted = pl.concat([ambiguous["srcaddr"], ambiguous["dstaddr"]]).unique().implode()
+        # are counted, on three columns, and their answers written back by row number: the rows
+        # keep their order, and the frame's other columns are not copied for a handful of rows.
+        rows = frame.select("interface_id", "srcaddr", "dstaddr").gather(ambiguous)
+        wanted = pl.concat([rows["srcaddr"], rows["dstaddr"]]).unique().implode()
         seen = pl.concat([
             frame.select(pl.col("interface_id"), pl.col("srcaddr").alias("addr")).filter(pl.col("addr").is_in(wanted)),
             frame.select(pl.col("interface_id"), pl.col("dstaddr").alias("addr")).filter(pl.col("addr").is_in(wanted)),
         ]).group_by("interface_id", "addr").len("_n")
-        ambiguous = (ambiguous
-                     .join(seen.rename({"addr": "srcaddr", "_n": "_src_n"}), on=["interface_id", "srcaddr"], how="left",
-                           nulls_equal=True)
-                     .join(seen.rename({"addr": "dstaddr", "_n": "_dst_n"}), on=["interface_id", "dstaddr"], how="left",
-                           nulls_equal=True)
-                     .with_columns((pl.col("_src_n") > pl.col("_dst_n")).alias("_src_local"))
-                     .drop("_src_n", "_dst_n"))
-        frame = pl.concat([frame.filter(pl.col("_src_local").is_not_null()), ambiguous])
+        decided = (rows
+                   .join(seen.rename({"addr": "srcaddr", "_n": "_src_n"}), on=["interface_id", "srcaddr"], how="left",
+                         nulls_equal=True, maintain_order="left")
+                   .join(seen.rename({"addr": "dstaddr", "_n": "_dst_n"}), on=["interface_id", "dstaddr"], how="left",
+                         nulls_equal=True, maintain_order="left")
+                   .select(pl.col("_src_n") > pl.col("_dst_n")).to_series())
+        src_local = src_local.scatter(ambiguous, decided)
+    frame = frame.with_columns(src_local)
     ported = pl.col("protocol").is_in([6, 17])
     return frame.with_columns(
         pl.when("_src_local").then(pl.col("srcaddr")).otherwise(pl.col("dstaddr")).alias("local"),
