@@ -247,8 +247,11 @@ def enrich(frame: pl.DataFrame, *, asn_lookup: bool = True) -> pl.DataFrame:
         pl.Series("category", [category_of(s or "", n or "") for s, n in apis.iter_rows()], dtype=pl.String),
         (pl.col("event_source").fill_null("").str.replace(r"\.amazonaws\.com$", "")).alias("service"),
     ).with_columns((pl.col("service") + ":" + pl.col("event_name").fill_null("")).alias("api"))
+    # A frame has a handful of principals: the key's regexes run once per distinct identity.
+    identity = ["principal_type", "principal_arn", "session_issuer_arn", "principal_id"]
+    principals = frame.select(identity).unique().with_columns(pkey.alias("pkey"))
     frame = (
-        frame.with_columns(pkey.alias("pkey"))
+        frame.join(principals, on=identity, how="left", nulls_equal=True)
         .join(ips, on="source_ip", how="left", nulls_equal=True)
         .join(uas, on="user_agent", how="left", nulls_equal=True)
         .join(apis, on=["event_source", "event_name"], how="left", nulls_equal=True)

@@ -199,10 +199,11 @@ def _duckdb_frame(batch: bytes) -> pl.DataFrame | None:
         return None
     raw = b"\n".join(map(attrgetter("answers"), answers)).decode("utf-8", "replace")
     joined = pl.Series("answers", [raw]).str.split("\n").explode()
-    # Each string's JSON text is the string in quotes (no escapes): drop the first and last character.
-    unquoted = {name: pl.col(name).str.head(-1).str.tail(-1) for name in (*_FIELDS, "srcport", "instance_id")}
+    # Each string's JSON text is the string in quotes, and with no escapes it holds no other quote:
+    # stripping quotes leaves the value.
+    unquoted = {name: pl.col(name).str.strip_chars('"') for name in (*_FIELDS, "srcport", "instance_id")}
     frame = frame.select(
-        parse_times(frame["query_timestamp"].str.head(-1).str.tail(-1)).alias("query_time"),
+        parse_times(frame["query_timestamp"].str.strip_chars('"')).alias("query_time"),
         unquoted.pop("query_name").str.to_lowercase().str.strip_suffix("."),
         **unquoted,
         answers=pl.when(joined == "null").then(None).otherwise(joined),
