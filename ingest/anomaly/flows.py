@@ -52,13 +52,16 @@ def _private(column: pl.Expr) -> pl.Expr:
     return column.str.contains(PRIVATE).fill_null(False)
 
 
-def _local_addresses(frame: pl.DataFrame, sample: int = 20_000) -> pl.DataFrame:
+def _local_addresses(frame: pl.DataFrame, sample: int = 20_000, *, interfaces: set[str] | None = None) -> pl.DataFrame:
     """interface_id -> its most frequent address (the instance side of its records).
 
     The local address is in every record of its interface, so an evenly spread sample finds it;
-    interfaces the sample missed are counted from their own records."""
+    interfaces the sample missed are counted from their own records. `interfaces`: the frame's
+    distinct interfaces, when known (then the frame is searched for missed ones only if there are)."""
     if frame.height > sample:
         local = _local_addresses(frame.gather_every(frame.height // sample + 1), sample=frame.height)
+        if interfaces is not None and interfaces <= set(local["interface_id"].to_list()):
+            return local
         missed = frame.filter(~pl.col("interface_id").is_in(local["interface_id"].implode()))
         return pl.concat([local, _local_addresses(missed, sample=frame.height)]) if missed.height else local
     both = pl.concat([frame.select("interface_id", pl.col("srcaddr").alias("addr")),
@@ -124,9 +127,10 @@ def _fill_egress(frame: pl.DataFrame, unset: pl.Series) -> pl.Series:
     interface's most frequent address among the records kept (`_keep`). Written in place by row
     number: a join over the whole frame cost more than the rest of prepare, for a handful of rows."""
     interfaces = frame["interface_id"].gather(unset)
+    wanted = interfaces.unique()
     rows = frame.select("interface_id", "srcaddr", "dstaddr", "_keep").filter(  # all _local_addresses reads
-        pl.col("_keep") & pl.col("interface_id").is_in(interfaces.unique().implode())).drop("_keep")
-    frequent = dict(_local_addresses(rows).iter_rows())
+        pl.col("_keep") & pl.col("interface_id").is_in(wanted.implode())).drop("_keep")
+    frequent = dict(_local_addresses(rows, interfaces=set(wanted.to_list())).iter_rows())
     sources = frame["srcaddr"].gather(unset).to_list()
     egress = [None if src is None or frequent.get(i) is None else src == frequent[i]
               for i, src in zip(interfaces.to_list(), sources, strict=True)]
