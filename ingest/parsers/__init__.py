@@ -60,6 +60,14 @@ JSON_NUL = b"\\u0000"
 RAW_NUL = b"\x00"
 
 
+def has_json_nul(text: bytes) -> bool:
+    """Whether `text` has an escaped NUL. Most batches have no backslash at all (one memchr); the
+    rest are searched backwards, where the pattern's rare first character lets the search skip
+    (a forward `in` keys on its last character, "0", which CloudTrail's ids and times are full
+    of: 3x slower, 6 % of CloudTrail ingest)."""
+    return b"\\" in text and text.rfind(JSON_NUL) >= 0
+
+
 def scrub_nul(frame: pl.DataFrame) -> pl.DataFrame:
     """PostgreSQL text and jsonb cannot hold NUL: one escaped \u0000 in a log field would fail the
     whole object's transaction. Replace it (U+FFFD) in every text column before anything is stored.

@@ -17,13 +17,13 @@ import msgspec
 import polars as pl
 
 from ingest.parsers import (
-    JSON_NUL,
     ParseStats,
     UnreadableObject,
     check_buffer,
     counted,
     cut_at_last,
     gc_paused,
+    has_json_nul,
     opened,
     read_chunks,
     scrub_nul,
@@ -328,7 +328,7 @@ def _iter_events(stream: IO[bytes], stats: ParseStats, batch_bytes: int) -> Iter
             raise UnreadableObject("not CloudTrail JSON: expected an object or an array")
     stats.records += len(events)
     if events:
-        yield _handed_over(events), JSON_NUL in data
+        yield _handed_over(events), has_json_nul(data)
 
 
 def _handed_over(events: list[Event]) -> list[Event]:
@@ -373,4 +373,4 @@ def _batch(body: bytes, stats: ParseStats) -> Iterator[tuple[list[Event], bool]]
         events = _decode_records(b"[" + body + b"]", stats, bare=True)
     stats.records += len(events)
     if events:
-        yield _handed_over(events), JSON_NUL in body
+        yield _handed_over(events), has_json_nul(body)

@@ -24,7 +24,7 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import CHUNK_BYTES, JSON_NUL, ParseStats, UnreadableObject, gc_paused, line_batches, scrub_nul
+from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, gc_paused, has_json_nul, line_batches, scrub_nul
 from ingest.parsers.cloudtrail import parse_times
 
 
@@ -85,7 +85,7 @@ def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_B
             frame = _frame(queries) if queries else None
             del queries
         if frame is not None:
-            yield scrub_nul(frame) if JSON_NUL in batch else frame
+            yield scrub_nul(frame) if has_json_nul(batch) else frame
 
 
 def _one_by_one(batch: bytes, stats: ParseStats) -> list[Query]:

@@ -137,3 +137,24 @@ def test_invalid_utf8_in_a_record_is_malformed_not_a_crash():
                                         srcaddr="10.0.0.1") for n in ("a.example", "b.example")])
     frames, stats = parse(iter_dns, lines.replace(b"a.example", b"a.\xffexample"))
     assert stats.records == 1 and stats.malformed == 1
+
+
+def test_has_json_nul_finds_an_escaped_nul_wherever_backslashes_are():
+    from ingest.parsers import has_json_nul
+
+    assert not has_json_nul(b'{"userAgent":"curl/8"}')
+    assert not has_json_nul(b'{"policy":"{\\"Effect\\":\\"Allow\\"}","n":"u000"}')  # backslashes, no NUL
+    assert has_json_nul(b'{"userAgent":"a\\u0000b"}')
+    assert has_json_nul(b'\\u0000' + b"0" * 10_000)
+
+
+@pytest.mark.parametrize("batch_bytes", [None, 4096])  # whole, and streamed in AWS's layout
+def test_cloudtrail_escaped_nul_is_scrubbed_in_every_batch(batch_bytes):
+    events = syn.benign_cloudtrail(n=200, account="123456789012", region="us-east-1", start=T0)
+    events[150]["userAgent"] = "evil\u0000agent"
+    events[10]["requestParameters"] = {"policy": '{"Effect": "Allow"}'}  # escaped quotes elsewhere
+    options = {"batch_bytes": batch_bytes} if batch_bytes else {}
+    frames, stats = parse(iter_cloudtrail, gzip.compress(syn.cloudtrail_body(events)), **options)
+    agents = pl.concat(frames)["user_agent"].to_list()
+    assert stats.records == 200 and "evil\ufffdagent" in agents
+    assert not any("\x00" in a for a in agents if a)
