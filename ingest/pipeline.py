@@ -164,14 +164,10 @@ class Pipeline:
         trusted: set[str] = set()
         addresses = None
         if kind == CLOUDTRAIL:
-            ips = frame["source_ip"].drop_nulls().unique().to_list()
-            ip_hits = self.matcher.lookup_ips(ips)
-            trusted = self.matcher.trusted_ips(ips)
+            ip_hits, trusted = self.matcher.classify_ips(frame["source_ip"].drop_nulls().unique().to_list())
         elif kind == FLOW:
             addresses = frame_addresses(frame)
-            ips = addresses.to_list()
-            ip_hits = self.matcher.lookup_ips(ips)
-            trusted = self.matcher.trusted_ips(ips)
+            ip_hits, trusted = self.matcher.classify_ips(addresses.to_list())
         else:
             # Resolver names repeat heavily: match each distinct name once (limits.md finding 6).
             domain_hits = self.matcher.lookup_domains(frame["query_name"].drop_nulls().unique().to_list())

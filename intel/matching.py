@@ -416,15 +416,19 @@ class CompiledMatcher:
 
     # -- the contract
 
-    def lookup_ips(self, values: Iterable) -> dict[str, tuple[IndicatorHit, ...]]:
-        """Matched values only -> hits. Trusted IPs never appear."""
+    def classify_ips(self, values: Iterable) -> tuple[dict[str, tuple[IndicatorHit, ...]], set[str]]:
+        """(lookup_ips, trusted_ips) of the same values, converting each address once."""
         texts, masks = self._ip_masks(values)
         table = {m: self.hits_for_mask(m) for m in set(masks) if not m & TRUSTED_BIT}
-        return {text: table[m] for text, m in zip(texts, masks, strict=True) if m in table}
+        hits = {text: table[m] for text, m in zip(texts, masks, strict=True) if m in table}
+        return hits, {text for text, m in zip(texts, masks, strict=True) if m & TRUSTED_BIT}
+
+    def lookup_ips(self, values: Iterable) -> dict[str, tuple[IndicatorHit, ...]]:
+        """Matched values only -> hits. Trusted IPs never appear."""
+        return self.classify_ips(values)[0]
 
     def trusted_ips(self, values: Iterable) -> set[str]:
-        texts, masks = self._ip_masks(values)
-        return {text for text, m in zip(texts, masks, strict=True) if m & TRUSTED_BIT}
+        return self.classify_ips(values)[1]
 
     def _domain_mask(self, value: str) -> int:
         name = value.strip().rstrip(".").lower()
