@@ -23,7 +23,7 @@ from ingest.parsers.cloudtrail import iter_cloudtrail, iter_cloudtrail_many
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
 from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, load_rules, rules_for
-from ingest.rules._net import frame_addresses
+from ingest.rules._net import frame_addresses, oriented
 from ingest.state import MemoryStateStore
 
 logger = logging.getLogger(__name__)
@@ -152,8 +152,10 @@ class Pipeline:
                 ctx.detections.append(detection)
         if self.anomaly is not None and kind in (CLOUDTRAIL, FLOW):
             # After the rules, in frame order: score each principal/instance-hour, then learn it.
+            # Flow records are read the way the rules read them (their orientation, computed once).
+            flows = oriented(frame, ctx) if kind == FLOW else None
             for detection in self.anomaly.detect(kind, frame, aws_account_id=aws_account_id, region=region,
-                                                 inventory=self.inventory, addresses=ctx.addresses):
+                                                 inventory=self.inventory, oriented=flows):
                 detection.region = detection.region or region
                 result.detections.append(detection)
         self._meter(kind, frame, result, region, span=(first, last))

@@ -4,12 +4,12 @@ Input: the ingest pipeline's flow frame (ingest.parsers.flow.BASE_COLUMNS): acco
 interface_id, srcaddr, dstaddr, srcport, dstport, protocol, bytes, start (epoch seconds), action,
 and when the format has them instance_id and flow_direction.
 
-The instance's side of a record is its private address when exactly one side is private (flow
-logs record the ENI's private address); otherwise, or with `flow-direction` absent and both sides
-alike, the address present in the most records of that interface. An outbound connection is a record from the local
-address to a lower destination port than its source port (a client's ephemeral port towards a
-service port); its destination port and protocol are the "remote port". Egress bytes are summed
-per remote host and hour.
+The instance's side of a record is the one the flow rules take (`ingest.rules._net.orient`: the
+custom format's `flow-direction`, else the private side, else the address the interface sees most
+often), so the model and the rules read every record the same way; egress records are those whose
+source is the instance. An outbound connection is an egress record to a lower destination port than
+its source port (a client's ephemeral port towards a service port); its destination port and
+protocol are the "remote port". Egress bytes are summed per remote host and hour.
 
 Findings (GuardDuty's): `Behavior:EC2/NetworkPortUnusual` for a remote port the instance has no
 history with (rarity of the port among its active hours ≥ novelty, never seen), High for LDAP
@@ -31,7 +31,8 @@ from ingest.anomaly.config import AnomalyConfig
 from ingest.anomaly.detect import AnomalyFinding, profiled_summary
 from ingest.anomaly.features import network_of
 from ingest.anomaly.state import INSTANCE, Baselines, Profile
-from ingest.rules._net import private_addresses
+from ingest.parsers.flow import BASE_COLUMNS
+from ingest.rules._net import orient
 
 PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
 PORT_NAMES = {22: "SSH", 23: "Telnet", 25: "SMTP", 53: "DNS", 80: "HTTP", 389: "LDAP", 443: "HTTPS", 445: "SMB",
@@ -45,68 +46,19 @@ VALUES_TOP = 100
 FLAGGED = "!flagged"
 
 
-PRIVATE = r"^(10\.|192\.168\.|172\.(1[6-9]|2[0-9]|3[01])\.|100\.(6[4-9]|[7-9][0-9]|1[01][0-9]|12[0-7])\.|f[cd])"
-
-
-def _private(column: pl.Expr) -> pl.Expr:
-    return column.str.contains(PRIVATE).fill_null(False)
-
-
-def _local_addresses(frame: pl.DataFrame, sample: int = 20_000, *, interfaces: set[str] | None = None) -> pl.DataFrame:
-    """interface_id -> its most frequent address (the instance side of its records).
-
-    The local address is in every record of its interface, so an evenly spread sample finds it;
-    interfaces the sample missed are counted from their own records. `interfaces`: the frame's
-    distinct interfaces, when known (then the frame is searched for missed ones only if there are)."""
-    if frame.height > sample:
-        local = _local_addresses(frame.gather_every(frame.height // sample + 1), sample=frame.height)
-        if interfaces is not None and interfaces <= set(local["interface_id"].to_list()):
-            return local
-        missed = frame.filter(~pl.col("interface_id").is_in(local["interface_id"].implode()))
-        return pl.concat([local, _local_addresses(missed, sample=frame.height)]) if missed.height else local
-    both = pl.concat([frame.select("interface_id", pl.col("srcaddr").alias("addr")),
-                      frame.select("interface_id", pl.col("dstaddr").alias("addr"))])
-    counted = both.group_by("interface_id", "addr").len()
-    # The most frequent address, the first in sort order (nulls first) on a tie: sorting only the
-    # tied addresses of each interface, not every counted pair.
-    return counted.group_by("interface_id").agg(
-        pl.col("addr").filter(pl.col("len") == pl.col("len").max()).sort().first().alias("local"))
-
-
-def prepare(frame: pl.DataFrame, inventory: Any = None, *, addresses: pl.Series | None = None) -> pl.DataFrame:
-    """Egress records with the subject key (instance id, else ENI), hour and outbound flag.
-    `addresses`: the frame's distinct addresses (ingest.rules._net.frame_addresses), when known."""
+def prepare(frame: pl.DataFrame, inventory: Any = None, *, oriented: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Accepted egress records with the subject key (instance id, else ENI), hour and outbound flag.
+    `oriented`: `orient(frame)`, when the caller has it (the pipeline's rules computed it)."""
     if frame.is_empty():
         return frame
-    missing = [pl.lit(None, dtype=pl.String).alias(c) for c in ("instance_id", "flow_direction", "action")
-               if c not in frame.columns]
-    if missing:
-        frame = frame.with_columns(missing)
-    # Only the columns used here: every filter and join below then copies a third of the frame.
-    frame = frame.select("account_id", "interface_id", "instance_id", "flow_direction", "srcaddr", "dstaddr",
-                         "srcport", "dstport", "protocol", "bytes", "start", "end", "action")
-    # The records the model reads, as a mask: one filter at the end copies the frame instead of two.
+    if oriented is None:
+        missing = [pl.lit(None, dtype=t).alias(c) for c, t in BASE_COLUMNS.items() if c not in frame.columns]
+        oriented = orient(frame.with_columns(missing) if missing else frame)
     keep = (pl.col("interface_id").is_not_null() & pl.col("start").is_not_null()
-            & (pl.col("action").fill_null("ACCEPT") == "ACCEPT"))
-    if frame.select((keep & pl.col("flow_direction").is_not_null()).any()).item():
-        out = frame.filter(keep & (pl.col("flow_direction") == "egress")).with_columns(pl.col("srcaddr").alias("local"))
-    else:
-        # An ENI's records carry its private address: when exactly one side is private, that side is
-        # the instance. Otherwise (VPC-internal or odd records) the interface's most frequent address is.
-        # Tested once per distinct address, then looked up per row (a regex per row cost more).
-        private = private_addresses(frame, ("srcaddr", "dstaddr"), _private, addresses)
-        src_private = pl.col("srcaddr").is_in(private).fill_null(False)
-        dst_private = pl.col("dstaddr").is_in(private).fill_null(False)
-        # `_egress`: the source is the instance's address (null: both sides alike, decided below).
-        # Kept records are egress ones, so their local address is their source.
-        frame = frame.with_columns(
-            pl.when(src_private & ~dst_private).then(True).when(dst_private & ~src_private).then(False)
-            .alias("_egress"), keep.alias("_keep"))
-        unset = frame.select(pl.arg_where(pl.col("_egress").is_null() & pl.col("_keep"))).to_series()
-        if len(unset):
-            frame = frame.with_columns(_fill_egress(frame, unset))
-        out = (frame.filter(pl.col("_keep") & pl.col("_egress")).drop("_keep", "_egress")
-               .with_columns(pl.col("srcaddr").alias("local")))
+            & (pl.col("action").fill_null("ACCEPT") == "ACCEPT") & (pl.col("direction") == "OUTBOUND"))
+    # Only the columns used here, then the filter: it copies a third of the oriented frame.
+    out = oriented.select("account_id", "interface_id", "instance_id", "srcaddr", "dstaddr", "srcport", "dstport",
+                          "protocol", "bytes", "start", "end", "local", keep.alias("_keep")).filter("_keep").drop("_keep")
     if inventory is not None and getattr(inventory, "links", None):
         links = inventory.links
         enis = out["interface_id"].unique().to_list()
@@ -120,21 +72,6 @@ def prepare(frame: pl.DataFrame, inventory: Any = None, *, addresses: pl.Series 
         ((pl.col("dstport") < pl.col("srcport")) & pl.col("dstport").is_not_null()).alias("outbound"),
         pl.col("bytes").fill_null(0),
     )
-
-
-def _fill_egress(frame: pl.DataFrame, unset: pl.Series) -> pl.Series:
-    """`_egress` with its rows at `unset` (few: both sides alike) set to whether their source is their
-    interface's most frequent address among the records kept (`_keep`). Written in place by row
-    number: a join over the whole frame cost more than the rest of prepare, for a handful of rows."""
-    interfaces = frame["interface_id"].gather(unset)
-    wanted = interfaces.unique()
-    rows = frame.select("interface_id", "srcaddr", "dstaddr", "_keep").filter(  # all _local_addresses reads
-        pl.col("_keep") & pl.col("interface_id").is_in(wanted.implode())).drop("_keep")
-    frequent = dict(_local_addresses(rows, interfaces=set(wanted.to_list())).iter_rows())
-    sources = frame["srcaddr"].gather(unset).to_list()
-    egress = [None if src is None or frequent.get(i) is None else src == frequent[i]
-              for i, src in zip(interfaces.to_list(), sources, strict=True)]
-    return frame["_egress"].scatter(unset, egress)
 
 
 def _port(protocol: pl.Expr, dstport: pl.Expr) -> pl.Expr:

@@ -97,9 +97,9 @@ class DatabaseAnomalyStage(MemoryAnomalyStage):
     """The pipeline's anomaly step for workers: state in PostgreSQL, rows locked per frame."""
 
     def detect(self, kind: str, frame: pl.DataFrame, *, aws_account_id: str, region: str,
-               inventory: Any = None, addresses: pl.Series | None = None) -> list[Any]:
+               inventory: Any = None, oriented: pl.DataFrame | None = None) -> list[Any]:
         findings = anomalies_process(kind=kind, frame=frame, aws_account_id=aws_account_id, region=region,
-                                     inventory=inventory, stage=self, addresses=addresses)
+                                     inventory=inventory, stage=self, oriented=oriented)
         return [to_detection(f) for f in findings]
 
 
@@ -107,13 +107,13 @@ class DatabaseAnomalyStage(MemoryAnomalyStage):
 def anomalies_process(*, kind: str, frame: pl.DataFrame, aws_account_id: str, region: str = "",
                       inventory: Any = None, config: AnomalyConfig | None = None,
                       stage: MemoryAnomalyStage | None = None,
-                      addresses: pl.Series | None = None) -> list[AnomalyFinding]:
-    """Score and learn one CloudTrail or flow frame against the stored baselines (`addresses`: a
-    flow frame's distinct addresses, when the caller has them)."""
+                      oriented: pl.DataFrame | None = None) -> list[AnomalyFinding]:
+    """Score and learn one CloudTrail or flow frame against the stored baselines (`oriented`: a
+    flow frame's `orient()`, when the caller has it)."""
     stage = stage or MemoryAnomalyStage(config=config or config_from_settings())
     if frame.is_empty():
         return []
-    prepared = stage.prepare(kind, frame, aws_account_id=aws_account_id, inventory=inventory, addresses=addresses)
+    prepared = stage.prepare(kind, frame, aws_account_id=aws_account_id, inventory=inventory, oriented=oriented)
     idents = subjects(kind, prepared)
     if not idents:
         return []

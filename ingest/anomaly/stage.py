@@ -84,20 +84,20 @@ class MemoryAnomalyStage:
                                      prepared=True)
 
     def prepare(self, kind: str, frame: pl.DataFrame, *, aws_account_id: str, inventory: Any = None,
-                addresses: pl.Series | None = None) -> pl.DataFrame:
-        """`addresses`: a flow frame's distinct addresses, when the caller has them (the pipeline's)."""
+                oriented: pl.DataFrame | None = None) -> pl.DataFrame:
+        """`oriented`: a flow frame's `orient()`, when the caller has it (the pipeline's rules')."""
         if kind == CLOUDTRAIL:
             return cloudtrail_prepare(frame, aws_account_id=aws_account_id, config=self.config)
-        prepared = prepare(frame, inventory, addresses=addresses)
+        prepared = prepare(frame, inventory, oriented=oriented)
         if not prepared.is_empty():
             prepared = prepared.with_columns(pl.col("account_id").fill_null(aws_account_id))
         return prepared
 
     def detect(self, kind: str, frame: pl.DataFrame, *, aws_account_id: str, region: str,
-               inventory: Any = None, addresses: pl.Series | None = None) -> list[Any]:
+               inventory: Any = None, oriented: pl.DataFrame | None = None) -> list[Any]:
         if kind not in (CLOUDTRAIL, FLOW) or frame.is_empty():
             return []
-        prepared = self.prepare(kind, frame, aws_account_id=aws_account_id, inventory=inventory, addresses=addresses)
+        prepared = self.prepare(kind, frame, aws_account_id=aws_account_id, inventory=inventory, oriented=oriented)
         if prepared.is_empty():
             return []
         findings = self.run(kind, prepared, self.baselines, region=region, inventory=inventory)
