@@ -105,8 +105,10 @@ def benign_flow(*, n: int, account: str, start: datetime, seed: int = 2) -> list
             continue
         remote = pool[min(int(rng.paretovariate(1.1)) - 1, len(pool) - 1)]
         if roll < 0.55:
+            # No port 53: instances resolve names through the Amazon DNS server, whose traffic flow logs
+            # do not record (AWS, "Flow log limitations"); lookups to public resolvers are not benign.
             lines.append(flow_line(account=account, eni=eni, src=local, dst=remote, sport=rng.randrange(32768, 61000),
-                                   dport=rng.choice([443, 443, 80, 123, 53]), start=t))
+                                   dport=rng.choice([443, 443, 80, 123]), start=t))
         else:
             lines.append(flow_line(account=account, eni=eni, src=remote, dst=local, sport=rng.choice([443, 80]),
                                    dport=rng.randrange(32768, 61000), start=t))
