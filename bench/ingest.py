@@ -215,7 +215,7 @@ def ingest_run(kind: str, files: list[Path], matcher) -> int:
     detector, _ = Detector.objects.get_or_create(account=account, region=REGION)
     source, _ = LogSource.objects.get_or_create(detector=detector, kind=kind, bucket="bench")
     refs = [ObjectRef("bench", str(path), "bench", path.stat().st_size) for path in files]
-    for batch in refs_batched(refs):
+    for batch in refs_batched(refs, kind):
         if len(batch) == 1:
             status = object_process(source=source, bucket="bench", key=batch[0].key, etag="bench",
                                     open_body=lambda key=batch[0].key: open(key, "rb"), matcher=matcher)

@@ -184,7 +184,7 @@ def _groups(files: list[LocalFile]) -> list[list[LocalFile]]:
     out: list[list[LocalFile]] = []
     runs = itertools.groupby(files, key=lambda f: (f.kind, f.aws_account_id, f.region, 0 < f.size <= BATCH_OBJECT_BYTES))
     for (kind, *_), run in runs:
-        out += [[local] for local in run] if kind is None else refs_batched(list(run))
+        out += [[local] for local in run] if kind is None else refs_batched(list(run), kind)
     return out
 
 

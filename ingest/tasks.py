@@ -60,7 +60,7 @@ def discover_source_task(self, source_id: int) -> int:
         return 0
 
     def dispatch(refs: list) -> None:  # each listed page at once: its objects go while listing goes on
-        for batch in refs_batched(refs):
+        for batch in refs_batched(refs, source.kind):
             if len(batch) == 1:
                 ref = batch[0]
                 process_object_task.apply_async(args=[source_id, ref.bucket, ref.key, ref.etag], **_same_queue(self))

@@ -13,7 +13,15 @@ from accounts.models import Account, Detector
 from findings.models import Finding
 from ingest import synthetic as syn
 from ingest.models import LogSource, ProcessedObject, UsageRecord
-from ingest.services import BATCH_OBJECT_BYTES, BATCH_OBJECTS, ObjectRef, object_process, refs_batched
+from ingest.services import (
+    BATCH_BYTES,
+    BATCH_BYTES_BY_KIND,
+    BATCH_OBJECT_BYTES,
+    BATCH_OBJECTS,
+    ObjectRef,
+    object_process,
+    refs_batched,
+)
 from ingest.tasks import discover_source_task
 
 A = "888877776666"
@@ -32,6 +40,17 @@ def test_small_objects_are_grouped_and_large_ones_go_alone():
     assert [len(b) for b in grouped] == [BATCH_OBJECTS, 5]
     assert [r for b in grouped for r in b] == small
 
+
+
+def test_batch_byte_budget_depends_on_the_log_kind():
+    # Medium objects (300 KB gzip'd: a busy trail's five minutes, or 40k resolver queries).
+    medium = [ObjectRef("b", f"k{i:02d}", "e", 300 * 1024) for i in range(20)]
+    for kind, budget in (("cloudtrail", BATCH_BYTES_BY_KIND["cloudtrail"]), ("flow", BATCH_BYTES), ("dns", BATCH_BYTES)):
+        batches = refs_batched(medium, kind)
+        assert [r for b in batches for r in b] == medium  # time order kept
+        assert all(sum(r.size for r in b) <= budget for b in batches)
+        assert max(len(b) for b in batches) == budget // (300 * 1024)
+    assert BATCH_BYTES_BY_KIND["cloudtrail"] > BATCH_BYTES
 
 @pytest.fixture
 def trail(db, member_factory):
