@@ -295,7 +295,7 @@ def ledger_pending_add(*, source: LogSource, refs: list[ObjectRef]) -> None:
     keys = sorted({(r.bucket, r.key, r.etag) for r in refs})
     for start in range(0, len(keys), 1000):  # bounded statements: SQLite's VALUES path has 17 parameters a row
         upsert_columns(ProcessedObject, same=same, conflict=["account", "bucket", "key", "etag"],
-                        per_row=_ledger_keys(keys[start:start + 1000]))
+                       per_row=_ledger_keys(keys[start:start + 1000]))
 
 
 def _ledger_keys(keys: list[tuple[str, str, str]]) -> dict[str, list[str]]:
@@ -382,7 +382,7 @@ def usage_add(*, account_id: int, usage: dict[tuple[str, str, date, str], list[i
                         events=events, bytes=size)
             for (region, data_source, day, resource), (events, size) in sorted(totals.items())]
     upsert(UsageRecord, rows, conflict=["account", "region", "data_source", "day", "resource"],
-            update="{events} = {table}.{events} + EXCLUDED.{events}, {bytes} = {table}.{bytes} + EXCLUDED.{bytes}")
+           update="{events} = {table}.{events} + EXCLUDED.{events}, {bytes} = {table}.{bytes} + EXCLUDED.{bytes}")
 
 
 def detections_to_drafts(detections: list[Detection], *, account: Account,

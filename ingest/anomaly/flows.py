@@ -31,7 +31,7 @@ from ingest.anomaly.config import AnomalyConfig
 from ingest.anomaly.detect import AnomalyFinding, profiled_summary
 from ingest.anomaly.features import network_of
 from ingest.anomaly.state import INSTANCE, Baselines, Profile
-from ingest.parsers.flow import BASE_COLUMNS
+from ingest.parsers.flow import with_base_columns
 from ingest.rules._net import orient
 
 PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
@@ -52,8 +52,7 @@ def prepare(frame: pl.DataFrame, inventory: Any = None, *, oriented: pl.DataFram
     if frame.is_empty():
         return frame
     if oriented is None:
-        missing = [pl.lit(None, dtype=t).alias(c) for c, t in BASE_COLUMNS.items() if c not in frame.columns]
-        oriented = orient(frame.with_columns(missing) if missing else frame)
+        oriented = orient(with_base_columns(frame))
     keep = (pl.col("interface_id").is_not_null() & pl.col("start").is_not_null()
             & (pl.col("action").fill_null("ACCEPT") == "ACCEPT") & (pl.col("direction") == "OUTBOUND"))
     # Only the columns used here, then the filter: it copies a third of the oriented frame.

@@ -36,6 +36,12 @@ BASE_COLUMNS: dict[str, pl.DataType] = {
 }
 
 
+
+def with_base_columns(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with every BASE_COLUMNS column, null where its format lacks one."""
+    missing = [pl.lit(None, dtype=t).alias(c) for c, t in BASE_COLUMNS.items() if c not in frame.columns]
+    return frame.with_columns(missing) if missing else frame
+
 def parse_header(line: bytes) -> list[str] | None:
     """The field names of a header line, or None when the line is a record (a file without header)."""
     fields = line.decode("ascii", "replace").split()
@@ -96,10 +102,7 @@ def _frame(batch: bytes, fields: list[str], stats: ParseStats) -> pl.DataFrame:
             stats.malformed += bad.height
         frame = frame.filter(pl.col("_ok")).drop("_ok", "_skip")
     stats.records += frame.height
-    missing = [pl.lit(None, dtype=t).alias(c) for c, t in BASE_COLUMNS.items() if c not in frame.columns]
-    if missing:
-        frame = frame.with_columns(missing)
-    return frame.with_columns(
+    return with_base_columns(frame).with_columns(
         pl.from_epoch(pl.col("start"), time_unit="s").dt.replace_time_zone("UTC").alias("start_time"),
         pl.from_epoch(pl.col("end"), time_unit="s").dt.replace_time_zone("UTC").alias("end_time"),
     )
