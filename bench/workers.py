@@ -12,6 +12,10 @@ latency.object_to_finding.{polling,sqs} — seconds from an object's PUT to its 
   moments. Polling: beat lists every source at the configured interval (VIGIL_INGEST_DISCOVER_SECONDS;
   10 s at --size small to fit CI); baseline = that interval. SQS: S3 event notifications into an SQS
   queue on the moto server, read at VIGIL_INGEST_SQS_SECONDS; baseline = that interval.
+machine.cpu_scaling2 — printed beside ingest.workers2: the same two-against-one ratio for a plain
+  CPU-bound Python loop (no memory traffic, no I/O, no database), one process against two at once. It
+  is the most two processes can gain over one on this machine: on a VM whose two vCPUs slow each
+  other, it is well below 2, and ingest.workers2 cannot exceed it.
 memory.worker_peak_largest_object — peak resident memory (VmHWM) of the pool process that ingests one
   large gzip'd CloudTrail object (50 MB gzip'd at full size), MB; baseline = the object's uncompressed
   size in MB (a ratio under 1 means it was streamed, not held whole).
@@ -172,6 +176,31 @@ def ingest_workers2(size: str) -> None:
             print(f"# {concurrency} pool process(es): {len(objects)} objects, {events:,} events in {seconds:.1f}s",
                   flush=True)
     report("ingest.workers2", rates[2], "events/s", rates[1])
+    one, two = cpu_scaling(1), cpu_scaling(2)
+    report("machine.cpu_scaling2", two, "loops/s", one)
+
+
+def _spin(loops: int) -> float:
+    """CPU seconds of a pure-Python loop: no allocation, no memory traffic beyond the core's own caches."""
+    start = time.process_time()
+    x = 0
+    for i in range(loops):
+        x += i * i
+    return time.process_time() - start
+
+
+def cpu_scaling(processes: int, loops: int = 20_000_000, repeats: int = 3) -> float:
+    """Loops per wall second of `processes` processes spinning at once (the best of `repeats`)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    best = 0.0
+    with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(_spin, [1000] * processes))  # the processes exist before the clock starts
+        for _ in range(repeats):
+            start = time.monotonic()
+            list(pool.map(_spin, [loops] * processes))
+            best = max(best, processes * loops / (time.monotonic() - start))
+    return best
 
 
 # --- objects.cloudtrail_small ---------------------------------------------------------------------
