@@ -212,8 +212,28 @@ def counted(chunks: Iterable[bytes], stats: ParseStats) -> Iterator[bytes]:
         yield chunk
 
 
+def tail_joined(chunks: Iterable[bytes], chunk_bytes: int) -> Iterator[bytes]:
+    """The chunks, the last one joined onto the one before it when it is under half of `chunk_bytes`
+    (reads are full until the stream ends, so a short one is the end): every batch costs the rules
+    and models a fixed amount, and an object a little over one batch would pay it twice for a sliver
+    (a 40 MB DNS object: 32 MB + 8 MB, ~10 % more CPU). Holds at most 1.5 chunks."""
+    held = None
+    for chunk in chunks:
+        if held is None:
+            held = chunk
+        elif len(chunk) < chunk_bytes // 2:
+            held = b"".join((held, chunk))
+        else:
+            yield held
+            held = chunk
+    if held is not None:
+        yield held
+
+
 def line_batches(stream: IO[bytes], stats: ParseStats, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Uncompressed text cut at line ends, about `chunk_bytes` at a time."""
-    rest = yield from cut_at_last(counted(read_chunks(stream, chunk_bytes), stats), b"\n", "a line", keep=1, drop=1)
+    """Uncompressed text cut at line ends, about `chunk_bytes` at a time (up to 1.5 times that for
+    an object's last batch: tail_joined)."""
+    chunks = tail_joined(counted(read_chunks(stream, chunk_bytes), stats), chunk_bytes)
+    rest = yield from cut_at_last(chunks, b"\n", "a line", keep=1, drop=1)
     if rest.strip():
         yield rest

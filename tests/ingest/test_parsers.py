@@ -158,3 +158,20 @@ def test_cloudtrail_escaped_nul_is_scrubbed_in_every_batch(batch_bytes):
     agents = pl.concat(frames)["user_agent"].to_list()
     assert stats.records == 200 and "evil\ufffdagent" in agents
     assert not any("\x00" in a for a in agents if a)
+
+
+def test_an_objects_short_tail_joins_its_last_batch():
+    """A sliver after the last full batch rides with it (one frame's fixed costs, not two); a tail of
+    half a batch or more stays a batch of its own; no line is lost or cut either way."""
+    from ingest.parsers import line_batches, tail_joined
+
+    assert list(tail_joined([b"a" * 10, b"b" * 10, b"c" * 4], 10)) == [b"a" * 10, b"b" * 10 + b"c" * 4]
+    assert list(tail_joined([b"a" * 10, b"c" * 5], 10)) == [b"a" * 10, b"c" * 5]
+    assert list(tail_joined([b"c" * 3], 10)) == [b"c" * 3]
+    assert list(tail_joined([], 10)) == []
+    lines = [f"line {i:05d}\n".encode() for i in range(1000)]  # 11 bytes each: 11,000 bytes
+    for chunk, expected in ((4096, 3), (5000, 2), (5600, 2)):
+        batches = list(line_batches(io.BytesIO(b"".join(lines)), ParseStats(), chunk))
+        assert b"".join(batches) == b"".join(lines)
+        assert all(b.endswith(b"\n") for b in batches)
+        assert len(batches) == expected, (chunk, [len(b) for b in batches])
