@@ -159,16 +159,19 @@ def keyed_spread(flows: pl.DataFrame, condition: pl.Expr, *, group: str, item: s
 
 
 def window_fire(ctx: RuleContext, batch: pl.DataFrame, *, window: int, threshold: float, weight: str | None = None,
-                item: str | None = None, cap: int = 2000, min_state: float = 0) -> dict[str, WindowHit]:
+                item: str | None = None, cap: int = 2000, min_state: float = 0,
+                records: str | None = None) -> dict[str, WindowHit]:
     """Keys of `batch` (columns key, t [epoch s], optional weight / item) whose sliding-window total
     reaches `threshold`, with state carried across objects. Counts mode sums `weight` (1 per row by
     default); distinct mode (`item`) counts distinct items. Keys whose batch total is below
-    `min_state` and which have no state yet are not remembered (bounds the state of benign keys)."""
+    `min_state` and which have no state yet are not remembered (bounds the state of benign keys).
+    `records`: a column of how many records each row stands for, when the batch is already summed
+    (per key and minute, say); by default each row is one."""
     if batch.is_empty():
         return {}
     batch = batch.with_columns((pl.col("t") // 60 * 60).alias("_m"))
-    records = batch.group_by("key", "_m").agg(pl.len().alias("r"), (pl.col(weight).sum() if weight else pl.len())
-                                               .alias("w"))
+    rows = pl.col(records).sum() if records else pl.len()
+    records = batch.group_by("key", "_m").agg(rows.alias("r"), (pl.col(weight).sum() if weight else rows).alias("w"))
     per_key: dict[str, dict[str, Any]] = {}
     for key, minute, r, w in records.iter_rows():
         entry = per_key.setdefault(key, {"b": {}, "i": {}})
