@@ -62,24 +62,27 @@ def private_addresses(frame: pl.DataFrame, columns: tuple[str, ...], test: Any,
 
 
 def orient(frame: pl.DataFrame, private: pl.Series | None = None) -> pl.DataFrame:
-    """Add local/remote addresses and ports, direction, initiator and resource_key (see module doc).
-    `private`: the frame's private addresses (`private_addresses`), when already known."""
+    """Add local/remote addresses and ports, direction, initiator, resource_key and remote_private
+    (see module doc). `private`: the frame's private addresses (`private_addresses`), when known."""
     if frame.is_empty():
         return frame.with_columns(
             *(pl.lit(None, dtype=pl.String).alias(c) for c in ("local", "remote", "direction", "resource_key")),
             *(pl.lit(None, dtype=pl.Int64).alias(c) for c in ("local_port", "remote_port")),
-            pl.lit(None, dtype=pl.Boolean).alias("initiator"))
+            *(pl.lit(None, dtype=pl.Boolean).alias(c) for c in ("initiator", "remote_private")))
     # A frame has few distinct addresses (hosts talk to the same peers): test each once, then a
-    # hash lookup per row (the two regexes per row cost more than the rest of orient).
+    # hash lookup per row (the two regexes per row cost more than the rest of orient). Each side's
+    # lookup runs once, into a column: the conditions below and the rules' remote_private reuse it.
     if private is None:
         private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private)
-    src_priv, dst_priv = pl.col("srcaddr").is_in(private), pl.col("dstaddr").is_in(private)
-    src_local = frame.select(
-        pl.when(pl.col("flow_direction") == "egress").then(True)
-        .when(pl.col("flow_direction") == "ingress").then(False)
-        .when(src_priv & ~dst_priv).then(True)
-        .when(dst_priv & ~src_priv).then(False)
-        .otherwise(None).alias("_src_local")).to_series()
+    frame = frame.with_columns(pl.col("srcaddr").is_in(private).alias("_src_private"),
+                               pl.col("dstaddr").is_in(private).alias("_dst_private"))
+    src_priv, dst_priv = pl.col("_src_private"), pl.col("_dst_private")
+    by_address = pl.when(src_priv & ~dst_priv).then(True).when(dst_priv & ~src_priv).then(False)
+    if frame["flow_direction"].null_count() < frame.height:  # only custom formats write flow-direction
+        by_address = (pl.when(pl.col("flow_direction") == "egress").then(True)
+                      .when(pl.col("flow_direction") == "ingress").then(False)
+                      .when(src_priv & ~dst_priv).then(True).when(dst_priv & ~src_priv).then(False))
+    src_local = frame.select(by_address.otherwise(None).alias("_src_local")).to_series()
     ambiguous = src_local.is_null().arg_true()
     if len(ambiguous):
         # Both sides private (VPC-internal) or both public (IPv6): the interface's own address is the
@@ -108,9 +111,10 @@ def orient(frame: pl.DataFrame, private: pl.Series | None = None) -> pl.DataFram
         pl.when("_src_local").then(pl.col("dstport")).otherwise(pl.col("srcport")).alias("remote_port"),
         pl.when("_src_local").then(pl.lit("OUTBOUND")).otherwise(pl.lit("INBOUND")).alias("direction"),
         (~ported | (pl.col("dstport") <= pl.col("srcport"))).alias("initiator"),
+        pl.when("_src_local").then(dst_priv).otherwise(src_priv).alias("remote_private"),
     ).with_columns(
         pl.coalesce("instance_id", "interface_id", "local").alias("resource_key"),
-    ).drop("_src_local")
+    ).drop("_src_local", "_src_private", "_dst_private")
 
 
 def oriented(frame: pl.DataFrame, ctx: RuleContext) -> pl.DataFrame:
@@ -120,15 +124,15 @@ def oriented(frame: pl.DataFrame, ctx: RuleContext) -> pl.DataFrame:
     if cache.get("frame") is not frame:
         # ctx.addresses: the pipeline's distinct addresses of this frame, found for the intel lookup.
         private = private_addresses(frame, ("srcaddr", "dstaddr"), is_private, ctx.addresses)
-        cache["frame"], cache["private"], cache["value"] = frame, private, orient(frame, private)
+        cache["frame"], cache["value"] = frame, orient(frame, private)
     return cache["value"]
 
 
 def is_public_remote(frame: pl.DataFrame, ctx: RuleContext) -> pl.Expr:
-    """`is_public("remote")` on `oriented(frame, ctx)`, as a lookup in the frame's private addresses
-    (computed once for orientation) instead of two regexes per row."""
+    """`is_public("remote")` on `oriented(frame, ctx)`: orientation's own lookup of each side in the
+    frame's private addresses, kept as its remote_private column."""
     oriented(frame, ctx)
-    return ~pl.col("remote").is_in(ctx.__dict__["_oriented"]["private"])
+    return ~pl.col("remote_private")
 
 
 # --- sliding windows in ctx.state ---------------------------------------------------------------
