@@ -112,6 +112,11 @@ CASES = [
         dns(f"{h}.net", t=i * 10, rcode="NXDOMAIN") for i, h in enumerate(
             ["xkq3v9zt1b", "p0wz8rmq2x", "jz7xkq1v0c", "q9x2zkvm8p", "zv1q8xkr3j", "k2xq9zv7wm", "m8zq1xv0kt",
              "v3kx9qz2pd", "x0zq7vk1rn", "t9qx2zv8kb", "b1xz8qv3km", "w7qz0xk2vn"])], expect=(DGA,)),
+    Case("each odd name retried three times within a minute: every query counts", [
+        dns(f"{h}.net", t=i, rcode="NXDOMAIN") for i, h in enumerate(
+            ["xkq3v9zt1b", "p0wz8rmq2x", "jz7xkq1v0c", "q9x2zkvm8p", "zv1q8xkr3j", "k2xq9zv7wm", "m8zq1xv0kt",
+             "v3kx9qz2pd", "x0zq7vk1rn", "t9qx2zv8kb", "b1xz8qv3km", "w7qz0xk2vn"] * 3)],
+         expect=(DGA,), expect_count={DGA: 36}),
     Case("CDN and cloud names resolve and read as words", [
         dns(n, t=i) for i, n in enumerate(["d1a2b3c4.cloudfront.net", "d3f9k2m1x0q7.cloudfront.net",
                                            "vpce-0a1b2c3d4e5f67890-abcdefgh.s3.us-east-1.vpce.amazonaws.com",
@@ -146,18 +151,24 @@ def dga_heuristic(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
         return
     scores = score_labels(distinct["label"]).filter(pl.col("score") < ctx.setting("max_score"))
     odd_names = distinct.join(scores, on="label").drop("tld")
-    names = frame.join(odd_names, on="query_name")
-    if names.is_empty():
+    key = pl.coalesce("instance_id", "srcaddr").alias("key")
+    item = pl.concat_str((pl.col("rcode") == "NXDOMAIN").cast(pl.Int8).cast(pl.String), pl.col("domain"),
+                         separator="|").alias("item")
+    # Popular names can score low too (most of a frame's rows): the window needs each (instance,
+    # name) pair's first time and records per minute, so it reads those, from four columns; the
+    # rows themselves are read again only for the instances that fire.
+    pairs = (frame.select("query_name", "instance_id", "srcaddr", "rcode", pl.col("query_time").dt.epoch("s").alias("t"))
+             .join(odd_names.select("query_name", "domain"), on="query_name")
+             .group_by("instance_id", "srcaddr", "rcode", "domain", (pl.col("t") // 60 * 60).alias("_m"))
+             .agg(pl.col("t").min(), pl.len().alias("records")))
+    if pairs.is_empty():
         return
-    odd = names.with_columns(
-        pl.coalesce("instance_id", "srcaddr").alias("key"),
-        pl.concat_str((pl.col("rcode") == "NXDOMAIN").cast(pl.Int8).cast(pl.String), pl.col("domain"),
-                      separator="|").alias("item"))
-    if odd.is_empty():
-        return
-    hits = window_fire(ctx, odd.select("key", pl.col("query_time").dt.epoch("s").alias("t"), "item"),
+    hits = window_fire(ctx, pairs.select(key, item, "t", "records"), records="records",
                        window=ctx.setting("window_seconds"), threshold=ctx.setting("min_names"), item="item")
-    for group in group_rows(odd.filter(pl.col("key").is_in(list(hits))), ["key"], time="query_time",
+    if not hits:
+        return
+    odd = frame.join(odd_names, on="query_name").with_columns(key, item).filter(pl.col("key").is_in(list(hits)))
+    for group in group_rows(odd, ["key"], time="query_time",
                             evidence=[*DNS_EVIDENCE, "score"]):
         hit = hits[group["key"]]
         domains = {i.split("|", 1)[1] for i in hit.items}
