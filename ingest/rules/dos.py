@@ -60,32 +60,31 @@ VARIANTS = ("Dns", "UdpOnTcpPorts", "Udp", "Tcp", "UnusualProtocol")
                 "max_mean_packet_bytes": Setting(400, "larger average packets are a transfer, not a flood")},
       state="per (instance, remote host, variant): packets per minute of the last window")
 def denial_of_service(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
-    # Only the columns the volume test reads: the filter copies them, not the whole frame.
-    big = frame.select("interface_id", "dstaddr", "packets", "bytes").filter((pl.col("packets") > 0)
-                       & (pl.col("bytes") <= pl.col("packets") * ctx.setting("max_mean_packet_bytes")))
-    # A flood needs volume: only (interface, destination) pairs with a tenth of the threshold in this object.
-    # A pair's packets are part of its destination's: destinations below the volume are dropped
-    # first (a one-column group-by), and only their rows are grouped per pair.
+    flows = oriented(frame, ctx)
+    max_bytes = ctx.setting("max_mean_packet_bytes")
+    sent_small = ((pl.col("direction") == "OUTBOUND") & (pl.col("packets") > 0)
+                  & (pl.col("bytes") <= pl.col("packets") * max_bytes))
+    # A flood needs volume: only (interface, remote host) pairs that sent a tenth of the threshold
+    # in this object. A pair's packets are part of its remote host's: hosts below the volume are
+    # dropped first (a one-column group-by), and only their rows are grouped per pair. Only the
+    # columns the volume test reads: the filter copies them, not the whole frame.
     floor = ctx.setting("min_packets") // 10
-    loud = big.group_by("dstaddr").agg(pl.col("packets").sum().alias("_p")).filter(pl.col("_p") >= floor)
-    if loud.is_empty():  # the usual case: no join over the whole frame for nothing
+    sent = flows.select("interface_id", "remote", "packets", sent_small.alias("_sent")).filter("_sent")
+    loud = sent.group_by("remote").agg(pl.col("packets").sum().alias("_p")).filter(pl.col("_p") >= floor)
+    if loud.is_empty():  # the usual case
         return
-    big = big.filter(pl.col("dstaddr").is_in(loud["dstaddr"].implode(), nulls_equal=True))
-    heavy = big.group_by("interface_id", "dstaddr").agg(pl.col("packets").sum().alias("_p")).filter(
+    sent = sent.filter(pl.col("remote").is_in(loud["remote"].implode(), nulls_equal=True))
+    heavy = sent.group_by("interface_id", "remote").agg(pl.col("packets").sum().alias("_p")).filter(
         pl.col("_p") >= floor)
     if heavy.is_empty():
         return
-    # The rows of the heavy pairs, oriented: a flood is outbound small packets. A semi join keeps
-    # the frame's row order; the destination test first leaves it few rows to probe.
-    max_bytes = ctx.setting("max_mean_packet_bytes")
-    flooding = (pl.col("dstaddr").is_in(heavy["dstaddr"].implode(), nulls_equal=True)
-                & (pl.col("direction") == "OUTBOUND") & (pl.col("packets") > 0)
-                & (pl.col("bytes") <= pl.col("packets") * max_bytes))
-    flows = oriented(frame, ctx)
+    # The heavy pairs' rows. A semi join keeps the frame's row order; the host test first leaves it
+    # few rows to probe.
+    flooding = sent_small & pl.col("remote").is_in(heavy["remote"].implode(), nulls_equal=True)
 
     def flood_rows(columns: list[str]) -> pl.DataFrame:
         return (flows.select(*columns, flooding.alias("_flood")).filter("_flood").drop("_flood")
-                .join(heavy.select("interface_id", "dstaddr"), on=["interface_id", "dstaddr"], how="semi",
+                .join(heavy.select("interface_id", "remote"), on=["interface_id", "remote"], how="semi",
                       nulls_equal=True).with_columns(_variant().alias("variant")))
 
     key = pl.concat_str("variant", "resource_key", "remote", separator="|").alias("key")
@@ -93,8 +92,7 @@ def denial_of_service(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detecti
     # Heavy pairs can be busy benign hosts (a quarter of a frame's rows): the window needs only each
     # key's packets and records per minute, so it reads those sums, on the few columns that make the
     # key, and the rows themselves are read again only for the keys that fire.
-    out = flood_rows(["interface_id", "dstaddr", "protocol", "remote_port", "resource_key", "remote", "start",
-                      "packets"])
+    out = flood_rows(["interface_id", "protocol", "remote_port", "resource_key", "remote", "start", "packets"])
     if out.is_empty():
         return
     minutes = out.group_by("variant", "resource_key", "remote", (pl.col("start") // 60 * 60).alias("t")).agg(
