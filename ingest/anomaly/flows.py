@@ -82,9 +82,12 @@ def _observations(egress: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, 
     out: dict[tuple[str, str, int], dict[str, dict[str, int]]] = {}
     keys = ("account_id", "subject", "hour_ts")
     outbound = egress.filter(pl.col("outbound"))
-    # Two group-bys over the records; each feature's values come from their (far fewer) groups.
+    # Two group-bys over the records; each feature's values come from their (far fewer) groups. The
+    # per-host one also sums every egress record's bytes, for the volume below.
     by_port = outbound.group_by(*keys, "protocol", "dstport").len()
-    by_host = outbound.group_by(*keys, "dstaddr").len()
+    per_host = egress.group_by(*keys, "dstaddr").agg(pl.col("outbound").sum().cast(pl.UInt32).alias("len"),
+                                                     pl.col("bytes").sum())
+    by_host = per_host.filter(pl.col("len") > 0).drop("bytes")
     counts = {
         "port": by_port.select(*keys, _port(pl.col("protocol"), pl.col("dstport")).alias("v"), "len"),
         "protocol": by_port.select(*keys, pl.col("protocol").cast(pl.String).alias("v"), "len"),
@@ -99,7 +102,7 @@ def _observations(egress: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, 
             out.setdefault((account or "", subject, hour_ts), {}).setdefault(feature, {})[value or "-"] = n
     # Egress bytes per remote host and hour; only each instance-hour's biggest hosts matter for the
     # usual maximum and the findings, so a scan of thousands of hosts stays a few entries.
-    volume = (egress.group_by(*keys, "dstaddr").agg(pl.col("bytes").sum())
+    volume = (per_host.drop("len")
               .sort(["bytes", "dstaddr"], descending=[True, False], nulls_last=True)
               .group_by(*keys, maintain_order=True)
               .head(VOLUME_TOP))
