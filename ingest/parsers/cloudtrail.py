@@ -9,7 +9,7 @@ batches, so a large object streams.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter
 from typing import IO, Any
 
@@ -201,8 +201,26 @@ def events_to_frame(events: list[Event]) -> pl.DataFrame:
     columns["request_parameters"], columns["response_elements"], columns["additional_event_data"] = request, response, extra
     if not all(times):  # Logstash-style exports: the time is only in @timestamp
         times = [e.eventTime or e.atTimestamp for e in events]
-    frame = pl.DataFrame(columns, schema={k: v for k, v in SCHEMA.items() if k != "event_time"})
-    return frame.with_columns(parse_times(pl.Series("event_time", times, pl.String))).select(list(SCHEMA))
+    # A trail's object is one account and region: many columns hold one value (or none) throughout.
+    # Those become a literal instead of n strings each copied into polars (~40-80 ns a string).
+    constant = {name: values[0] for name, values in columns.items()
+                if SCHEMA[name] == pl.String and _constant(values)}
+    if len(constant) == len(columns):  # a frame needs one column of its own to have a height
+        constant = {}
+    frame = pl.DataFrame({k: v for k, v in columns.items() if k not in constant},
+                         schema={k: v for k, v in SCHEMA.items() if k != "event_time" and k not in constant})
+    return frame.with_columns(
+        parse_times(pl.Series("event_time", times, pl.String)),
+        *(pl.lit(value, dtype=pl.String).alias(name) for name, value in constant.items()),
+    ).select(list(SCHEMA))
+
+
+def _constant(values: Sequence[Any]) -> bool:
+    """All one value: two samples first (most varying columns differ there), then a C-level count."""
+    if len(values) < 2:
+        return False
+    first = values[0]
+    return values[-1] == first and values[len(values) // 2] == first and values.count(first) == len(values)
 
 
 def parse_times(values: pl.Series) -> pl.Series:

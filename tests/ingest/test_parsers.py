@@ -175,3 +175,21 @@ def test_an_objects_short_tail_joins_its_last_batch():
         assert b"".join(batches) == b"".join(lines)
         assert all(b.endswith(b"\n") for b in batches)
         assert len(batches) == expected, (chunk, [len(b) for b in batches])
+
+
+@pytest.mark.parametrize("n", [1, 2, 50])
+def test_cloudtrail_columns_of_one_value_read_the_same_as_any_other(n):
+    """A trail's object is one account and region: such columns are built as literals. They must read
+    as the per-event values would, whatever the batch size, and with nothing else varying."""
+    events = [syn.cloudtrail_event(t=T0, account="123456789012", region="eu-west-1", name="ListBuckets",
+                                   source="s3.amazonaws.com", ip="198.51.100.7") for _ in range(n)]
+    for event in events:
+        event["eventID"] = "same-id"  # every column one value: the frame must still have n rows
+    frames, _ = parse(iter_cloudtrail, gzip.compress(syn.cloudtrail_body(events)))
+    frame = pl.concat(frames)
+    assert frame.height == n
+    assert frame["region"].to_list() == ["eu-west-1"] * n
+    assert frame["recipient_account_id"].to_list() == ["123456789012"] * n
+    assert frame["event_id"].to_list() == ["same-id"] * n
+    assert frame["error_code"].to_list() == [None] * n
+    assert frame["region"].dtype == pl.String and frame["error_code"].dtype == pl.String
