@@ -52,7 +52,7 @@ class Query(msgspec.Struct, gc=False):
 MAX_NAME_CHARS = 256  # 255 octets, plus the root dot the resolver writes
 # Resolver logs are read in 16 MB batches (8-24 MB with an object's tail, parsers.tail_joined), not
 # the flow logs' 32: DuckDB's read, the msgspec pass and the unquoting select each sweep the whole
-# batch, and at 16 MB a 40 MB object ran 5-10 % faster (249-266 against 272-284 ms, interleaved runs);
+# batch, and at 16 MB a 40 MB object ran ~5 % faster (250-266 against 272-275 ms, interleaved runs);
 # at 8 MB it was no faster than 32.
 BATCH_BYTES = 16 * 1024 * 1024
 _decode_lines = msgspec.json.Decoder(Query).decode_lines
