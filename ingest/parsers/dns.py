@@ -24,7 +24,7 @@ from typing import IO, Any
 import msgspec
 import polars as pl
 
-from ingest.parsers import ParseStats, UnreadableObject, gc_paused, has_json_nul, line_batches, scrub_nul
+from ingest.parsers import CHUNK_BYTES, ParseStats, UnreadableObject, gc_paused, has_json_nul, line_batches, scrub_nul
 from ingest.parsers.cloudtrail import parse_times
 
 
@@ -50,11 +50,6 @@ class Query(msgspec.Struct, gc=False):
 
 
 MAX_NAME_CHARS = 256  # 255 octets, plus the root dot the resolver writes
-# Resolver logs are read in 16 MB batches (8-24 MB with an object's tail, parsers.tail_joined), not
-# the flow logs' 32: DuckDB's read, the msgspec pass and the unquoting select each sweep the whole
-# batch, and at 16 MB a 40 MB object ran ~5 % faster (250-266 against 272-275 ms, interleaved runs);
-# at 8 MB it was no faster than 32.
-BATCH_BYTES = 16 * 1024 * 1024
 _decode_lines = msgspec.json.Decoder(Query).decode_lines
 _decode_one = msgspec.json.Decoder(Query).decode
 _NULL = msgspec.Raw(b"null")
@@ -66,7 +61,7 @@ SCHEMA: dict[str, pl.DataType] = {
 }
 
 
-def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = BATCH_BYTES) -> Iterator[pl.DataFrame]:
+def iter_dns(stream: IO[bytes], stats: ParseStats, *, batch_bytes: int = CHUNK_BYTES) -> Iterator[pl.DataFrame]:
     first = True
     for batch in line_batches(stream, stats, batch_bytes):
         if first and not batch.lstrip().startswith(b"{"):
