@@ -77,12 +77,13 @@ def orient(frame: pl.DataFrame, private: pl.Series | None = None) -> pl.DataFram
     frame = frame.with_columns(pl.col("srcaddr").is_in(private).alias("_src_private"),
                                pl.col("dstaddr").is_in(private).alias("_dst_private"))
     src_priv, dst_priv = pl.col("_src_private"), pl.col("_dst_private")
-    by_address = pl.when(src_priv & ~dst_priv).then(True).when(dst_priv & ~src_priv).then(False)
+    # Each test is null where it cannot tell; the first that can decides.
+    src_local = pl.when(src_priv & ~dst_priv).then(True).when(dst_priv & ~src_priv).then(False)
     if frame["flow_direction"].null_count() < frame.height:  # only custom formats write flow-direction
-        by_address = (pl.when(pl.col("flow_direction") == "egress").then(True)
-                      .when(pl.col("flow_direction") == "ingress").then(False)
-                      .when(src_priv & ~dst_priv).then(True).when(dst_priv & ~src_priv).then(False))
-    src_local = frame.select(by_address.otherwise(None).alias("_src_local")).to_series()
+        direction = pl.col("flow_direction")
+        src_local = pl.coalesce(pl.when(direction == "egress").then(True).when(direction == "ingress").then(False),
+                                src_local)
+    src_local = frame.select(src_local.alias("_src_local")).to_series()
     ambiguous = src_local.is_null().arg_true()
     if len(ambiguous):
         # Both sides private (VPC-internal) or both public (IPv6): the interface's own address is the
@@ -175,9 +176,9 @@ def window_fire(ctx: RuleContext, batch: pl.DataFrame, *, window: int, threshold
         return {}
     batch = batch.with_columns((pl.col("t") // 60 * 60).alias("_m"))
     rows = pl.col(records).sum() if records else pl.len()
-    records = batch.group_by("key", "_m").agg(rows.alias("r"), (pl.col(weight).sum() if weight else rows).alias("w"))
+    per_minute = batch.group_by("key", "_m").agg(rows.alias("r"), (pl.col(weight).sum() if weight else rows).alias("w"))
     per_key: dict[str, dict[str, Any]] = {}
-    for key, minute, r, w in records.iter_rows():
+    for key, minute, r, w in per_minute.iter_rows():
         entry = per_key.setdefault(key, {"b": {}, "i": {}})
         entry["b"][minute] = (r, w)
     if item:
