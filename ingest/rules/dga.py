@@ -155,7 +155,7 @@ def dga_heuristic(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detection]:
     item = pl.concat_str((pl.col("rcode") == "NXDOMAIN").cast(pl.Int8).cast(pl.String), pl.col("domain"),
                          separator="|").alias("item")
     # Popular names can score low too (most of a frame's rows): the window needs each (instance,
-    # name) pair's first time and records per minute, so it reads those, from four columns; the
+    # name) pair's first time and records per minute, so it reads those, from five columns; the
     # rows themselves are read again only for the instances that fire.
     pairs = (frame.select("query_name", "instance_id", "srcaddr", "rcode", pl.col("query_time").dt.epoch("s").alias("t"))
              .join(odd_names.select("query_name", "domain"), on="query_name")

@@ -42,6 +42,7 @@ CASES = [
     Case("a busy but modest DNS client", flows(_flood(53, packets=2000))),
 ]
 
+
 def _variant() -> pl.Expr:
     proto, port = pl.col("protocol"), pl.col("remote_port")
     return (pl.when((proto == 17) & (port == 53)).then(pl.lit("Dns"))
