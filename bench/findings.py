@@ -160,9 +160,11 @@ def run(size: str) -> None:
         return
     from django.conf import settings
     from django.test import Client
-    from django.test.utils import setup_test_environment
 
-    setup_test_environment()
+    # Not django.test.utils.setup_test_environment: its instrumented renderer copies every template
+    # context onto the response, work a server does not do, and its cyclic garbage (~30k objects
+    # every few dozen pages) brought the collector's full passes (100-200 ms each on this machine)
+    # into the timed requests often enough to decide a view's p95 by where they happened to fall.
     settings.ALLOWED_HOSTS = ["*"]
     settings.SECURE_SSL_REDIRECT = False
     n = SIZES[size]
