@@ -44,6 +44,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     if args.in_process:
+        # As in the product's workers (console.celery), before anything is measured: floors and
+        # pipelines alike run with the allocator the workers use.
+        from console.env import env_bool
+        from ingest.allocator import reuse_freed_memory
+
+        if env_bool("VIGIL_INGEST_REUSE_FREED_MEMORY", True):
+            reuse_freed_memory()
         for name in args.names or sorted(REGISTRY):
             REGISTRY[name](args.size)
         return 0

@@ -59,7 +59,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-builtin", action="store_true", help="Leave out the built-in threat feeds.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from django.conf import settings
+
+        from ingest.allocator import reuse_freed_memory
         from intel.matching import matcher_from_files
+
+        if settings.VIGIL_INGEST_REUSE_FREED_MEMORY:
+            reuse_freed_memory()
 
         for path in options["paths"]:
             if not Path(path).exists():
