@@ -261,7 +261,7 @@ def findings_upsert_many(*, drafts: Iterable[FindingDraft], now: datetime | None
     suppressed = [False] * len(merged)
     for hook in SUPPRESSION_HOOKS:
         suppressed = [a or bool(b) for a, b in zip(suppressed, hook(merged), strict=True)]
-    publications: list[FindingPublication] = []
+    publications: list[tuple[int, str]] = []
     for start in range(0, len(merged), _CHUNK):
         chunk = merged[start:start + _CHUNK]
         rows = [_row(d, now=now, archived=suppressed[start + i]) for i, d in enumerate(chunk)]
@@ -275,10 +275,27 @@ def findings_upsert_many(*, drafts: Iterable[FindingDraft], now: datetime | None
             # the S3 export skips every archived finding).
             if not suppressed_row:
                 kind = FindingPublication.Kind.NEW if created else FindingPublication.Kind.UPDATED
-                publications.append(FindingPublication(finding_id=pk, kind=kind))
-    # One pending row per finding and kind: a finding updated many times before publishing is sent once.
-    FindingPublication.objects.bulk_create(publications, ignore_conflicts=True)
+                publications.append((pk, kind))
+    _publications_pending(publications, now=now)
     return result
+
+
+def _publications_pending(publications: list[tuple[int, str]], *, now: datetime) -> None:
+    """Record (finding, kind) pairs to publish. One pending row per finding and kind (the partial
+    unique constraint): a finding updated many times before publishing is sent once."""
+    if not publications:
+        return
+    if connection.vendor != "postgresql":
+        FindingPublication.objects.bulk_create(
+            [FindingPublication(finding_id=pk, kind=kind, created_at=now) for pk, kind in publications],
+            ignore_conflicts=True)
+        return
+    # A flow object's batch upserts hundreds of findings: two arrays, not a model instance and a
+    # VALUES tuple per row (Django's bulk_create cost ~0.2 ms a row here).
+    table = FindingPublication._meta.db_table
+    execute_bulk(f"INSERT INTO {table} (finding_id, kind, created_at) "  # noqa: S608
+                 "SELECT f, k, %s FROM unnest(%s::bigint[], %s::varchar[]) AS u(f, k) ON CONFLICT DO NOTHING",
+                 [now, [pk for pk, _ in publications], [kind for _, kind in publications]])
 
 
 def finding_upsert(
