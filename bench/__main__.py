@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
     if args.in_process:
         # As in the product's workers (console.celery), before anything is measured: floors and
-        # pipelines alike run with the allocator the workers use.
+        # pipelines alike run with the allocator the workers use. From the environment, not Django's
+        # settings: each benchmark chooses its database before Django reads them.
         from console.env import env_bool
         from ingest.allocator import reuse_freed_memory
 

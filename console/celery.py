@@ -17,9 +17,6 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _tune_allocator(**_: Any) -> None:
     """In the worker before its pool forks (prefork's processes inherit it), and in each pool process."""
-    from django.conf import settings
+    from ingest.allocator import reuse_freed_memory_if_configured
 
-    if settings.VIGIL_INGEST_REUSE_FREED_MEMORY:
-        from ingest.allocator import reuse_freed_memory
-
-        reuse_freed_memory()
+    reuse_freed_memory_if_configured()

@@ -47,3 +47,12 @@ def reuse_freed_memory() -> bool:
         return False
     _applied = True
     return True
+
+
+def reuse_freed_memory_if_configured() -> bool:
+    """reuse_freed_memory() unless settings.VIGIL_INGEST_REUSE_FREED_MEMORY is false: Celery workers
+    and `analyze`, where Django is set up. (The bench applies it before choosing its database, from
+    the environment variable the setting is read from.)"""
+    from django.conf import settings
+
+    return settings.VIGIL_INGEST_REUSE_FREED_MEMORY and reuse_freed_memory()

@@ -59,14 +59,10 @@ class Command(BaseCommand):
         parser.add_argument("--no-builtin", action="store_true", help="Leave out the built-in threat feeds.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from django.conf import settings
-
-        from ingest.allocator import reuse_freed_memory
+        from ingest.allocator import reuse_freed_memory_if_configured
         from intel.matching import matcher_from_files
 
-        if settings.VIGIL_INGEST_REUSE_FREED_MEMORY:
-            reuse_freed_memory()
-
+        reuse_freed_memory_if_configured()
         for path in options["paths"]:
             if not Path(path).exists():
                 raise CommandError(f"No such file or folder: {path}")
