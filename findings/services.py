@@ -276,26 +276,27 @@ def findings_upsert_many(*, drafts: Iterable[FindingDraft], now: datetime | None
             if not suppressed_row:
                 kind = FindingPublication.Kind.NEW if created else FindingPublication.Kind.UPDATED
                 publications.append((pk, kind))
-    _publications_pending(publications, now=now)
+    _publications_pending(publications)
     return result
 
 
-def _publications_pending(publications: list[tuple[int, str]], *, now: datetime) -> None:
-    """Record (finding, kind) pairs to publish. One pending row per finding and kind (the partial
-    unique constraint): a finding updated many times before publishing is sent once."""
+def _publications_pending(publications: list[tuple[int, str]]) -> None:
+    """Record (finding, kind) pairs to publish, created now (the clock, not the caller's `now`: an
+    update waits the detector's publishing frequency from its created_at). One pending row per
+    finding and kind (the partial unique constraint): a finding updated many times before
+    publishing is sent once."""
     if not publications:
         return
     if connection.vendor != "postgresql":
         FindingPublication.objects.bulk_create(
-            [FindingPublication(finding_id=pk, kind=kind, created_at=now) for pk, kind in publications],
-            ignore_conflicts=True)
+            [FindingPublication(finding_id=pk, kind=kind) for pk, kind in publications], ignore_conflicts=True)
         return
     # A flow object's batch upserts hundreds of findings: two arrays, not a model instance and a
     # VALUES tuple per row (Django's bulk_create cost ~0.2 ms a row here).
     table = FindingPublication._meta.db_table
     execute_bulk(f"INSERT INTO {table} (finding_id, kind, created_at) "  # noqa: S608
                  "SELECT f, k, %s FROM unnest(%s::bigint[], %s::varchar[]) AS u(f, k) ON CONFLICT DO NOTHING",
-                 [now, [pk for pk, _ in publications], [kind for _, kind in publications]])
+                 [timezone.now(), [pk for pk, _ in publications], [kind for _, kind in publications]])
 
 
 def finding_upsert(

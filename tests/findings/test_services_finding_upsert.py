@@ -61,6 +61,20 @@ def test_upsert_repeat_aggregates_count_times_severity_and_latest_details(factor
     assert pending == ["NEW", "UPDATED"]  # repeated updates collapse into one pending row
 
 
+def test_publications_are_created_by_the_clock_not_the_callers_now(factory):
+    """An update waits its detector's publishing frequency from the publication's created_at: a batch
+    analysed with a historic `now` (forensics, samples) must not make it due at once."""
+    from django.utils import timezone
+
+    account = factory.account()
+    before = timezone.now()
+    findings_upsert_many(drafts=[draft(account, at=T0)], now=T0)
+    findings_upsert_many(drafts=[draft(account, at=T0 + timedelta(hours=1))], now=T0 + timedelta(hours=1))
+    created = list(FindingPublication.objects.values_list("created_at", flat=True))
+    assert len(created) == 2
+    assert all(before <= at <= timezone.now() for at in created)
+
+
 def test_upsert_evidence_sample_is_bounded(factory):
     account = factory.account()
     for i in range(4):
