@@ -9,7 +9,7 @@ batches, so a large object streams.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 from typing import IO, Any
 
@@ -38,12 +38,19 @@ _RECORD_START = b'{"eventVersion":'
 
 # Nested structs default to an empty instance (msgspec calls the factory only when the key is
 # missing), so columns are read with C-level attrgetter chains instead of per-event Python.
+# Missing text fields decode to _MISSING, not None: events_to_frame joins every field into one text
+# without a Python test per value, and reads _MISSING back as null. No decoded value holds a NUL
+# unless its batch's JSON has an escaped one (has_json_nul); such batches take a per-value path,
+# where _MISSING is told apart from any decoded text by identity (msgspec hands out the default).
 # gc=False: the structs hold only strings, flags and other structs (no cycles), so the cyclic
 # collector never needs to track, and later rescan, the millions of them a large object decodes.
+_MISSING = "\x00\x00"
+
+
 class SessionIssuer(msgspec.Struct, gc=False):
-    type: str | None = None
-    userName: str | None = None
-    arn: str | None = None
+    type: str | None = _MISSING
+    userName: str | None = _MISSING
+    arn: str | None = _MISSING
 
 
 class SessionAttributes(msgspec.Struct, gc=False):
@@ -54,17 +61,17 @@ class SessionContext(msgspec.Struct, gc=False):
     sessionIssuer: SessionIssuer | None = msgspec.field(default_factory=SessionIssuer)
     attributes: SessionAttributes | None = msgspec.field(default_factory=SessionAttributes)
     # Short-term, task-scoped root sessions (sts:AssumeRoot) carry "assumedRoot": "true".
-    assumedRoot: str | bool | None = None
+    assumedRoot: str | bool | None = _MISSING
 
 
 class UserIdentity(msgspec.Struct, gc=False):
-    type: str | None = None
-    principalId: str | None = None
-    arn: str | None = None
-    accountId: str | None = None
-    accessKeyId: str | None = None
-    userName: str | None = None
-    invokedBy: str | None = None
+    type: str | None = _MISSING
+    principalId: str | None = _MISSING
+    arn: str | None = _MISSING
+    accountId: str | None = _MISSING
+    accessKeyId: str | None = _MISSING
+    userName: str | None = _MISSING
+    invokedBy: str | None = _MISSING
     sessionContext: SessionContext | None = msgspec.field(default_factory=SessionContext)
 
 
@@ -72,20 +79,20 @@ _NULL = msgspec.Raw(b"null")
 
 
 class Event(msgspec.Struct, gc=False):
-    eventTime: str | None = None
-    eventSource: str | None = None
-    eventName: str | None = None
-    awsRegion: str | None = None
-    sourceIPAddress: str | None = None
-    userAgent: str | None = None
-    errorCode: str | None = None
-    eventID: str | None = None
-    eventType: str | None = None
-    eventCategory: str | None = None
+    eventTime: str | None = _MISSING
+    eventSource: str | None = _MISSING
+    eventName: str | None = _MISSING
+    awsRegion: str | None = _MISSING
+    sourceIPAddress: str | None = _MISSING
+    userAgent: str | None = _MISSING
+    errorCode: str | None = _MISSING
+    eventID: str | None = _MISSING
+    eventType: str | None = _MISSING
+    eventCategory: str | None = _MISSING
     managementEvent: bool | str | None = None
     readOnly: bool | str | None = None
-    recipientAccountId: str | None = None
-    vpcEndpointId: str | None = None
+    recipientAccountId: str | None = _MISSING
+    vpcEndpointId: str | None = _MISSING
     userIdentity: UserIdentity | None = msgspec.field(default_factory=UserIdentity)
     requestParameters: msgspec.Raw = _NULL
     responseElements: msgspec.Raw = _NULL
@@ -150,77 +157,87 @@ _IDENTITY = {
 _ISSUER = {"ui_issuer_user_name": "userName", "ui_issuer_arn": "arn"}
 _COLUMNS = {**_TOP, **{k: f"userIdentity.{v}" for k, v in _IDENTITY.items()},
             **{k: f"userIdentity.sessionContext.sessionIssuer.{v}" for k, v in _ISSUER.items()}}
-# Every column's path plus the two the frame derives (time, assumed root), read in one pass: an
-# attrgetter of many paths gives a tuple per event and zip(*rows) turns them into columns in C.
-# Reading column by column walked the batch's structs (tens of MB) once per column: 2x slower.
+# Every column's path plus the two the frame derives (time, assumed root), read in one pass.
 _PATHS = (*_COLUMNS.values(), "eventTime", "userIdentity.sessionContext.assumedRoot")
 _ROW = attrgetter(*_PATHS)
+_TEXT_COLUMNS = (*_COLUMNS, "event_time", "_assumed_root")
+# Between fields and between events in the joined text (see events_to_frame).
+_FIELD_SEP, _EVENT_SEP = "\x1f", "\n"
+_TEXT_SCHEMA = dict.fromkeys(_TEXT_COLUMNS, pl.String)
 
 
 def _raw_text(raw: msgspec.Raw) -> str | None:
     return None if raw == _NULL else bytes(raw).decode("utf-8", "replace")
 
 
-def _row_lenient(event: Event) -> tuple[Any, ...]:
-    """_ROW for an event with an explicit JSON null on a path (e.g. "sessionContext": null)."""
-    try:
-        return _ROW(event)
-    except AttributeError:
-        values = []
-        for path in _PATHS:
-            value: Any = event
-            for part in path.split("."):
-                value = getattr(value, part, None)
-            values.append(value)
-        return tuple(values)
+def _row_lenient(event: Event) -> tuple[str | None, ...]:
+    """_ROW's values (None where missing) for an event the join cannot take: an explicit JSON null on
+    a path (e.g. "sessionContext": null), a boolean assumedRoot, a NUL in its batch's text."""
+    values: list[str | None] = []
+    for path in _PATHS:
+        value: Any = event
+        for part in path.split("."):
+            value = getattr(value, part, None)
+        values.append(None if value is None or value is _MISSING else str(value).lower() if isinstance(value, bool)
+                      else value)
+    return tuple(values)
 
 
-def events_to_frame(events: list[Event]) -> pl.DataFrame:
-    """Typed events into a frame: one C-level pass over the events, no dict per event."""
-    try:
-        rows = list(map(_ROW, events))
-    except AttributeError:
-        rows = list(map(_row_lenient, events))
-    values = list(zip(*rows, strict=True)) if rows else [()] * len(_PATHS)
-    columns: dict[str, Any] = dict(zip(_COLUMNS, values, strict=False))
-    times, roots = values[-2], values[-1]
-    # Nearly always absent: C-level count instead of a Python test per event.
-    columns["ui_assumed_root"] = roots if roots.count(None) == len(roots) else [
-        None if v is None else v is True or str(v).lower() == "true" for v in roots]
+def events_to_frame(events: list[Event], *, nul: bool = False) -> pl.DataFrame:
+    """Typed events into a frame without a Python object per value on the way: every event's fields
+    joined into one text in C (attrgetter, str.join), which polars' CSV reader cuts into columns.
+    Turning each value into a polars string one by one, after transposing the events' tuples, cost
+    twice as much (~40 ns a string). `nul`: the events' JSON had an escaped NUL."""
     n = len(events)
-    request: list[str | None] = [None] * n
-    response: list[str | None] = [None] * n
-    extra: list[str | None] = [None] * n
-    wanted = RAW_EVENT_NAMES
-    for i, (name, category) in enumerate(zip(columns["event_name"], columns["event_category"], strict=True)):
-        if name in wanted or category == "Data":
-            event = events[i]
-            request[i] = _raw_text(event.requestParameters)
-            response[i] = _raw_text(event.responseElements)
-            extra[i] = _raw_text(event.additionalEventData)
-    columns["request_parameters"], columns["response_elements"], columns["additional_event_data"] = request, response, extra
-    if not all(times):  # Logstash-style exports: the time is only in @timestamp
-        times = [e.eventTime or e.atTimestamp for e in events]
-    # A trail's object is one account and region: many columns hold one value (or none) throughout.
-    # Those become a literal instead of n strings each copied into polars (~40-80 ns a string).
-    constant = {name: values[0] for name, values in columns.items()
-                if SCHEMA[name] == pl.String and _constant(values)}
-    if len(constant) == len(columns):  # a frame needs one column of its own to have a height
-        constant = {}
-    frame = pl.DataFrame({k: v for k, v in columns.items() if k not in constant},
-                         schema={k: v for k, v in SCHEMA.items() if k != "event_time" and k not in constant})
+    if not n:
+        return pl.DataFrame(schema=SCHEMA)
+    frame = None if nul else _read_joined(events, n)
+    if frame is None:  # a value the join cannot take (a null, a flag, a NUL) or holding a separator
+        rows = [_row_lenient(event) for event in events]
+        frame = pl.DataFrame(list(zip(*rows, strict=True)), schema=_TEXT_SCHEMA, orient="col")
+    times = frame["event_time"]
+    if times.null_count():  # Logstash-style exports: the time is only in @timestamp
+        times = pl.Series("event_time", [t or e.atTimestamp for t, e in zip(times, events, strict=True)], pl.String)
+    request, response, extra = _raw_columns(events, frame)
     return frame.with_columns(
-        parse_times(pl.Series("event_time", times, pl.String)),
-        *(pl.lit(value, dtype=pl.String).alias(name) for name, value in constant.items()),
+        parse_times(times),
+        pl.col("_assumed_root").str.to_lowercase().eq("true").alias("ui_assumed_root"),
+        request.alias("request_parameters"), response.alias("response_elements"),
+        extra.alias("additional_event_data"),
     ).select(list(SCHEMA))
 
 
-def _constant(values: Sequence[Any]) -> bool:
-    """All one value: two samples first (most varying columns differ there), then a C-level count."""
-    if len(values) < 2:
-        return False
-    first = values[0]
-    return values[-1] == first and values[len(values) // 2] == first and values.count(first) == len(values)
+def _read_joined(events: list[Event], n: int) -> pl.DataFrame | None:
+    """The events' text columns through one joined text; None when a value is not text or would be
+    misread: a carriage return (the reader drops it at a field's end), a leading byte-order mark (it
+    drops that too), a field separator (its line has too many fields: the reader refuses it), a line
+    separator (more lines than events)."""
+    try:
+        text = _EVENT_SEP.join(map(_FIELD_SEP.join, map(_ROW, events)))
+    except (TypeError, AttributeError):
+        return None
+    if "\r" in text or text.startswith("\ufeff"):
+        return None
+    try:
+        frame = pl.read_csv(text.encode(), has_header=False, separator=_FIELD_SEP, quote_char=None,
+                            eol_char=_EVENT_SEP, new_columns=list(_TEXT_SCHEMA), schema=_TEXT_SCHEMA,
+                            null_values=[_MISSING], empty_string_is_null=False)
+    except (pl.exceptions.ComputeError, pl.exceptions.SchemaError):
+        return None
+    return frame if frame.height == n else None
+
+
+def _raw_columns(events: list[Event], frame: pl.DataFrame) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """requestParameters, responseElements and additionalEventData as text for the events that need
+    them (RAW_EVENT_NAMES, S3 data events), null elsewhere: found in the frame, converted one by one."""
+    wanted = frame.select(pl.arg_where(pl.col("event_name").is_in(list(RAW_EVENT_NAMES))
+                                       | (pl.col("event_category") == "Data"))).to_series()
+    columns = [pl.repeat(None, frame.height, dtype=pl.String, eager=True) for _ in range(3)]
+    if len(wanted):
+        picked = [events[i] for i in wanted.to_list()]
+        for column, attr in zip(columns, ("requestParameters", "responseElements", "additionalEventData"), strict=True):
+            column.scatter(wanted, pl.Series([_raw_text(getattr(e, attr)) for e in picked], dtype=pl.String))
+    return columns[0], columns[1], columns[2]
 
 
 def parse_times(values: pl.Series) -> pl.Series:
@@ -313,7 +330,7 @@ def iter_cloudtrail_many(streams: Iterable[tuple[Callable[[], IO[bytes]], ParseS
 def _frame(events: list[Event], nul: bool) -> pl.DataFrame:
     """The events' frame; `nul`: their text had an escaped NUL (scrubbed, see scrub_nul)."""
     with gc_paused():
-        frame = events_to_frame(events)
+        frame = events_to_frame(events, nul=nul)
     return scrub_nul(frame) if nul else frame
 
 

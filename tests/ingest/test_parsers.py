@@ -179,8 +179,8 @@ def test_an_objects_short_tail_joins_its_last_batch():
 
 @pytest.mark.parametrize("n", [1, 2, 50])
 def test_cloudtrail_columns_of_one_value_read_the_same_as_any_other(n):
-    """A trail's object is one account and region: such columns are built as literals. They must read
-    as the per-event values would, whatever the batch size, and with nothing else varying."""
+    """A trail's object is one account and region: many columns hold one value throughout. They read
+    as the per-event values, whatever the batch size, and with nothing else varying."""
     events = [syn.cloudtrail_event(t=T0, account="123456789012", region="eu-west-1", name="ListBuckets",
                                    source="s3.amazonaws.com", ip="198.51.100.7") for _ in range(n)]
     for event in events:
@@ -193,3 +193,44 @@ def test_cloudtrail_columns_of_one_value_read_the_same_as_any_other(n):
     assert frame["event_id"].to_list() == ["same-id"] * n
     assert frame["error_code"].to_list() == [None] * n
     assert frame["region"].dtype == pl.String and frame["error_code"].dtype == pl.String
+
+
+# Values that the joined text (ingest.parsers.cloudtrail.events_to_frame) must not misread: its
+# separators, a line end, the text of its missing-field marker, empty text, explicit nulls, flags.
+@pytest.mark.parametrize(("path", "value"), [
+    (("userAgent",), "line\nbreak"), (("userAgent",), "unit\x1fseparator"), (("userAgent",), "ends\r"),
+    (("userAgent",), "\r\n"), (("userAgent",), ""), (("userAgent",), "\x00\x00"), (("errorCode",), None),
+    (("eventName",), ""), (("userIdentity", "sessionContext"), None), (("userIdentity",), None),
+    (("userIdentity", "sessionContext", "assumedRoot"), True), (("userIdentity", "sessionContext", "assumedRoot"), "TRUE"),
+    (("userIdentity", "arn"), "arn:aws:iam::123456789012:user/\u202eevil\u0000"),
+    (("eventSource",), "\ufeffs3.amazonaws.com"),
+])
+@pytest.mark.parametrize("index", [0, 11, 29])
+def test_cloudtrail_every_text_value_reads_exactly_whatever_it_holds(path, value, index):
+    events = syn.benign_cloudtrail(n=30, account="123456789012", region="us-east-1", start=T0)
+    for event in events:
+        event["userIdentity"]["sessionContext"] = {"sessionIssuer": {"userName": "ops"}}
+    target = events[index]
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    frames, stats = parse(iter_cloudtrail, gzip.compress(syn.cloudtrail_body(events)))
+    frame = pl.concat(frames)
+    assert stats.records == 30 and stats.malformed == 0 and frame.height == 30
+
+    def read(event, *keys):
+        for key in keys:
+            event = event.get(key) if isinstance(event, dict) else None
+        return event.replace("\x00", "\ufffd") if isinstance(event, str) else event  # NUL is scrubbed
+
+    assert frame["event_id"].to_list() == [e["eventID"] for e in events]  # rows stay aligned
+    assert frame["user_agent"].to_list() == [read(e, "userAgent") for e in events]
+    assert frame["event_source"].to_list() == [read(e, "eventSource") for e in events]
+    assert frame["error_code"].to_list() == [read(e, "errorCode") for e in events]
+    assert frame["event_name"].to_list() == [read(e, "eventName") for e in events]
+    assert frame["ui_arn"].to_list() == [read(e, "userIdentity", "arn") for e in events]
+    assert frame["ui_issuer_user_name"].to_list() == [
+        read(e, "userIdentity", "sessionContext", "sessionIssuer", "userName") for e in events]
+    roots = [read(e, "userIdentity", "sessionContext", "assumedRoot") for e in events]
+    assert frame["ui_assumed_root"].to_list() == [None if r is None else str(r).lower() == "true" for r in roots]
+    assert frame["event_time"].null_count() == 0
