@@ -256,7 +256,10 @@ def detect_anomalies(frame: pl.DataFrame, baselines: Baselines, *,
     if enriched.height == 0:
         return []
     observed = observations(enriched)
-    info = (enriched.sort("event_time").group_by("account_id", "pkey")
+    # Sorted on the columns it reads only: sorting the enriched frame gathered all ~27 of them.
+    identity = ["principal_type", "principal_arn", "user_name", "access_key_id"]
+    info = (enriched.select("event_time", "account_id", "pkey", *identity).sort("event_time")
+            .group_by("account_id", "pkey")
             .agg(pl.col("principal_type").last(), pl.col("principal_arn").last(), pl.col("user_name").last(),
                  pl.col("access_key_id").drop_nulls().last()))
     by_hour: dict[int, list[tuple[str, str]]] = {}
