@@ -23,7 +23,7 @@ from ingest.parsers.cloudtrail import iter_cloudtrail, iter_cloudtrail_many
 from ingest.parsers.dns import iter_dns
 from ingest.parsers.flow import iter_flow
 from ingest.rules import CLOUDTRAIL, DNS, FLOW, Detection, RuleContext, load_rules, rules_for
-from ingest.rules._net import frame_addresses, oriented
+from ingest.rules._net import addresses_encoded, frame_addresses, oriented
 from ingest.state import MemoryStateStore
 
 logger = logging.getLogger(__name__)
@@ -139,6 +139,8 @@ class Pipeline:
         frame = frame.filter(pl.col(time_col).is_not_null())
         if frame.is_empty():
             return
+        if kind == FLOW:
+            frame = addresses_encoded(frame)
         first, last = frame[time_col].min(), frame[time_col].max()
         result.first_event = first if result.first_event is None else min(result.first_event, first)
         result.last_event = last if result.last_event is None else max(result.last_event, last)

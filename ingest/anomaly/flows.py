@@ -62,7 +62,7 @@ def prepare(frame: pl.DataFrame, inventory: Any = None, *, oriented: pl.DataFram
         links = inventory.links
         enis = out["interface_id"].unique().to_list()
         mapping = pl.DataFrame({"interface_id": enis, "_inv": [links.get(e) for e in enis]},
-                               schema={"interface_id": pl.String, "_inv": pl.String})
+                               schema={"interface_id": out.schema["interface_id"], "_inv": pl.String})
         out = out.join(mapping, on="interface_id", how="left").with_columns(
             pl.coalesce("instance_id", "_inv").alias("instance_id")).drop("_inv")
     return out.with_columns(
@@ -113,6 +113,7 @@ def _observations(egress: pl.DataFrame) -> dict[tuple[str, str, int], dict[str, 
 
 def _with_peer_network(frame: pl.DataFrame) -> pl.DataFrame:
     """Add `peer`: the /24 of IPv4 destinations in polars, network_of() for the (few) others."""
+    frame = frame.with_columns(pl.col("dstaddr").cast(pl.String))  # one row per host: text is cheap here
     ipv4 = pl.col("dstaddr").str.contains(r"^\d+\.\d+\.\d+\.\d+$").fill_null(False)
     frame = frame.with_columns(pl.when(ipv4).then(pl.col("dstaddr").str.replace(r"\.\d+$", ".0/24")).alias("peer"))
     others = frame.filter(pl.col("peer").is_null())["dstaddr"].unique()

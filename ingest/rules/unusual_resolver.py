@@ -94,8 +94,8 @@ def unusual_resolver(frame: pl.DataFrame, ctx: RuleContext) -> Iterable[Detectio
     if not new_pairs:
         return
     lookups = flows_.filter(lookup).with_columns(kind.alias("kind"))
-    fresh = lookups.join(pl.DataFrame(new_pairs, schema=["resource_key", "kind", "remote"], orient="row"),
-                         on=["resource_key", "kind", "remote"])
+    keys = ["resource_key", "kind", "remote"]
+    fresh = lookups.join(pl.DataFrame(new_pairs, schema={k: lookups.schema[k] for k in keys}, orient="row"), on=keys)
     for group in group_rows(fresh, ["resource_key", "kind"], time="start", evidence=FLOW_EVIDENCE):
         latest = group["_latest"]
         what = {"DNS": "a public DNS resolver", "DoH": "a DNS-over-HTTPS server",
