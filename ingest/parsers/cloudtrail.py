@@ -160,6 +160,7 @@ _COLUMNS = {**_TOP, **{k: f"userIdentity.{v}" for k, v in _IDENTITY.items()},
 # Every column's path plus the two the frame derives (time, assumed root), read in one pass.
 _PATHS = (*_COLUMNS.values(), "eventTime", "userIdentity.sessionContext.assumedRoot")
 _ROW = attrgetter(*_PATHS)
+_PATH_PARTS = tuple(tuple(path.split(".")) for path in _PATHS)  # for the per-value path
 _TEXT_COLUMNS = (*_COLUMNS, "event_time", "_assumed_root")
 # Between fields and between events in the joined text (see events_to_frame).
 _FIELD_SEP, _EVENT_SEP = "\x1f", "\n"
@@ -174,9 +175,9 @@ def _row_lenient(event: Event) -> tuple[str | None, ...]:
     """_ROW's values (None where missing) for an event the join cannot take: an explicit JSON null on
     a path (e.g. "sessionContext": null), a boolean assumedRoot, a NUL in its batch's text."""
     values: list[str | None] = []
-    for path in _PATHS:
+    for parts in _PATH_PARTS:
         value: Any = event
-        for part in path.split("."):
+        for part in parts:
             value = getattr(value, part, None)
         values.append(None if value is None or value is _MISSING else str(value).lower() if isinstance(value, bool)
                       else value)
